@@ -1,0 +1,62 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "nimbus",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "nimbus", targets: ["NimbusCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: ["FullFoundation"]),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
+        .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
+        .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
+        .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        .target(name: "NimbusCore", dependencies: [
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swiftSettings),
+        .target(name: "Store", dependencies: [
+            "NimbusCore",
+            .product(name: "SQLKit", package: "sql-kit"),
+            .product(name: "SQLiteKit", package: "sqlite-kit"),
+            .product(name: "PostgresKit", package: "postgres-kit"),
+        ], swiftSettings: swiftSettings),
+        .target(name: "Gateway", dependencies: [
+            "NimbusCore",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ], swiftSettings: swiftSettings),
+        .target(name: "Identity", dependencies: [
+            "NimbusCore", "Store", "Gateway",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], swiftSettings: swiftSettings),
+        .target(name: "Cloud", dependencies: [
+            "NimbusCore", "Store", "Gateway", "Identity",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], swiftSettings: swiftSettings),
+        .executableTarget(name: "NimbusCLI", dependencies: [
+            "Cloud", "NimbusCore", "Store", "Identity",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: swiftSettings),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "NimbusCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "IdentityTests", dependencies: ["Identity", "NimbusCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "APITests", dependencies: [
+            "Cloud", "Gateway", "NimbusCore",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ], swiftSettings: swiftSettings),
+    ]
+)

@@ -1,0 +1,95 @@
+import Foundation
+import Gateway
+import Hummingbird
+import Identity
+import Logging
+import NIOCore
+import NimbusCore
+import ServiceLifecycle
+import Store
+
+/// Settings shared by `nimbus up` and `nimbus serve`.
+public struct CloudConfiguration: Sendable {
+    public var databaseURL: String
+    public var host: String
+    public var port: Int
+    /// What clients reach; defaults to `http://HOST:PORT`.
+    public var publicURL: String
+    public var keyDirectory: URL
+    public var bcryptCost: UInt8
+    public var tokenLifetime: TimeInterval
+
+    public init(databaseURL: String, host: String, port: Int, publicURL: String? = nil, keyDirectory: URL,
+                bcryptCost: UInt8 = 12, tokenLifetime: TimeInterval = 3600) {
+        self.databaseURL = databaseURL
+        self.host = host
+        self.port = port
+        self.publicURL = publicURL ?? "http://\(host):\(port)"
+        self.keyDirectory = keyDirectory
+        self.bcryptCost = bcryptCost
+        self.tokenLifetime = tokenLifetime
+    }
+}
+
+/// Every service of the control plane, assembled over one database, behind one gateway.
+/// `main` and the tests build it the same way.
+public final class Cloud: Sendable {
+    public let configuration: CloudConfiguration
+    public let database: Database
+    public let identity: IdentityService
+    public let logger: Logger
+
+    /// Services the catalog lists; grows as services are implemented.
+    public static let catalog: [CatalogEntry] = [
+        CatalogEntry(type: "identity", name: "keystone", path: IdentityAPI.prefix),
+    ]
+
+    public static func migrations() -> [Migration] { IdentitySchema.migrations }
+
+    /// Opens the database and applies pending migrations.
+    public init(configuration: CloudConfiguration, logger: Logger) async throws {
+        self.configuration = configuration
+        self.logger = logger
+        let database = try Database.open(url: configuration.databaseURL, logger: logger)
+        self.database = database
+        do {
+            try await Migrator(database: database).migrate(Self.migrations())
+            identity = try IdentityService(
+                database: database,
+                configuration: IdentityConfiguration(
+                    publicURL: configuration.publicURL, keyDirectory: configuration.keyDirectory,
+                    tokenLifetime: configuration.tokenLifetime, bcryptCost: configuration.bcryptCost),
+                logger: logger)
+        } catch {
+            // The pool must be shut down before it is released, even when start-up fails.
+            await database.shutdown()
+            throw error
+        }
+    }
+
+    public func bootstrap(passwords: [String: String] = [:]) async throws -> IdentityService.BootstrapResult {
+        try await identity.bootstrap(catalog: Self.catalog, passwords: passwords)
+    }
+
+    public var gateway: Gateway {
+        Gateway(services: [IdentityAPI.routes(identity)], validator: identity)
+    }
+
+    public func router() -> Router<NimbusContext> { gateway.router() }
+
+    /// Serves until SIGINT/SIGTERM, then drains requests and stops background services.
+    public func run(onReady: @escaping @Sendable () async -> Void = {}) async throws {
+        let app = Application(
+            router: router(),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "nimbus"),
+            services: [identity],
+            onServerRunning: { _ in await onReady() },
+            logger: logger)
+        try await app.runService()
+        await database.shutdown()
+    }
+
+    public func shutdown() async {
+        await database.shutdown()
+    }
+}

@@ -1,0 +1,55 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import NimbusCore
+
+extension Response {
+    /// A JSON response. Bodies are built as `JSONValue` and serialized without Codable reflection.
+    public static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        var text = ""
+        value.write(to: &text)
+        var fields = headers
+        fields[.contentType] = "application/json"
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    /// An empty response (204 No Content by default).
+    public static func empty(_ status: HTTPResponse.Status = .noContent, headers: HTTPFields = [:]) -> Response {
+        var fields = headers
+        if status != .noContent { fields[.contentLength] = "0" }
+        return Response(status: status, headers: fields)
+    }
+}
+
+extension Request {
+    /// The body as JSON; a missing, oversized (413) or malformed (400) body never reaches the service.
+    public func json(context: NimbusContext) async throws -> JSONValue {
+        var request = self
+        let buffer = try await request.collectBody(upTo: context.maxUploadSize)
+        if buffer.readableBytes == 0 {
+            throw NimbusError.badRequest("Malformed request body: the body is empty, a JSON object was expected.")
+        }
+        return try JSONValue.parse(buffer.readableBytesView)
+    }
+
+    /// One query parameter, percent-decoded.
+    public func query(_ name: String) -> String? {
+        uri.queryParameters[Substring(name)].map(String.init)
+    }
+
+    /// All values of a repeated query parameter.
+    public func queryAll(_ name: String) -> [String] {
+        uri.queryParameters.getAll(name).map { String($0) }
+    }
+
+    /// Every query parameter name present.
+    public var queryNames: [String] { uri.queryParameters.map { String($0.key) } }
+}
+
+extension NimbusContext {
+    /// A path parameter; the router only matches when it is present.
+    public func path(_ name: String) -> String {
+        parameters.get(name) ?? ""
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import Logging
+import NIOPosix
+import NimbusCore
+import ServiceLifecycle
+import Store
+import Synchronization
+
+/// Settings of the Identity service.
+public struct IdentityConfiguration: Sendable {
+    /// Base URL clients reach the gateway at, e.g. `http://127.0.0.1:5000`; used in links and the catalog.
+    public var publicURL: String
+    public var keyDirectory: URL
+    public var tokenLifetime: TimeInterval
+    /// Keystone's default is 12; each step doubles the cost of a password check.
+    public var bcryptCost: UInt8
+
+    public init(publicURL: String, keyDirectory: URL, tokenLifetime: TimeInterval = 3600, bcryptCost: UInt8 = 12) {
+        self.publicURL = publicURL
+        self.keyDirectory = keyDirectory
+        self.tokenLifetime = tokenLifetime
+        self.bcryptCost = bcryptCost
+    }
+}
+
+/// Keystone v3: users, projects, roles, tokens and the catalog.
+///
+/// It validates tokens for every other service (as the gateway's `TokenValidator`) without a
+/// database read: tokens are self-contained and encrypted; revocations are kept in memory and
+/// refreshed from the database by `run()`, so replicas see each other's revocations within a second.
+public final class IdentityService: TokenValidator, Service, Sendable {
+    public let database: Database
+    public let configuration: IdentityConfiguration
+    let codec: TokenCodec
+    let revocations = RevocationList()
+    let catalogCache = Mutex<(built: Date, catalog: JSONValue)?>(nil)
+    let logger: Logger
+
+    public init(database: Database, configuration: IdentityConfiguration, logger: Logger) throws {
+        self.database = database
+        self.configuration = configuration
+        self.codec = TokenCodec(keys: try TokenKeyRepository(directory: configuration.keyDirectory).load())
+        self.logger = logger
+    }
+
+    /// Base of Identity's own links, e.g. `http://127.0.0.1:5000/identity/v3`.
+    var baseURL: String { configuration.publicURL + "/identity/v3" }
+
+    // MARK: - TokenValidator
+
+    public func authenticate(token: String) async throws -> AuthContext {
+        guard let auth = validToken(token) else { throw NimbusError.unauthorized() }
+        return auth
+    }
+
+    /// The token's context if it decrypts, has not expired and is not revoked.
+    func validToken(_ token: String) -> AuthContext? {
+        guard let auth = codec.decode(token), auth.expiresAt > Date(), !revocations.isRevoked(auth) else { return nil }
+        return auth
+    }
+
+    // MARK: - Service
+
+    /// Loads revocations, then keeps them fresh until shutdown.
+    public func run() async throws {
+        try await refreshRevocations()
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            do {
+                try await refreshRevocations()
+            } catch {
+                logger.warning("revocation refresh failed: \(error)")
+            }
+        }
+    }
+
+    /// Runs a blocking password hash or check off the async executor.
+    func offload<T: Sendable>(_ work: @escaping @Sendable () -> T) async throws -> T {
+        try await NIOThreadPool.singleton.runIfActive(work)
+    }
+}

@@ -1,0 +1,95 @@
+import ArgumentParser
+import Cloud
+import Foundation
+import Logging
+
+/// `nimbus up`: the whole cloud in one process on an embedded SQLite database.
+struct Up: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Start an all-in-one cloud (SQLite, every service, one listener).")
+
+    @Option(help: "Directory for the database, token keys and clouds.yaml.")
+    var stateDir: String = "./.nimbus"
+
+    @Option(help: "Address to listen on, HOST:PORT.")
+    var listen: ListenAddress = ListenAddress(argument: "127.0.0.1:5000")!
+
+    @Option(help: "bcrypt cost for passwords (Keystone's default is 12).")
+    var bcryptCost: UInt8 = 12
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    func run() async throws {
+        let logger = makeLogger(logLevel)
+        let state = URL(fileURLWithPath: stateDir).standardizedFileURL
+        try FileManager.default.createDirectory(at: state, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let configuration = CloudConfiguration(
+            databaseURL: "sqlite:" + state.appendingPathComponent("nimbus.db").path,
+            host: listen.host, port: listen.port,
+            keyDirectory: state.appendingPathComponent("token-keys"), bcryptCost: bcryptCost)
+        let cloud = try await Cloud(configuration: configuration, logger: logger)
+        let credentials = CredentialsFile(directory: state)
+        var passwords = try credentials.load()
+        let result = try await cloud.bootstrap(passwords: passwords)
+        passwords.merge(result.createdPasswords) { _, new in new }
+        try credentials.save(passwords)
+        let clouds = try credentials.writeCloudsYAML(authURL: configuration.publicURL + "/identity", passwords: passwords)
+        let adminPassword = passwords["admin"] ?? "?"
+        try await cloud.run {
+            announce("""
+            Nimbus is ready at \(configuration.publicURL) (state in \(state.path))
+              admin password: \(adminPassword)
+              export OS_CLIENT_CONFIG_FILE=\(clouds.path)
+              openstack --os-cloud nimbus token issue
+            """)
+        }
+    }
+}
+
+/// The bootstrap users' passwords, kept beside the database (mode 0600) so a restart can write
+/// clouds.yaml again without resetting them.
+struct CredentialsFile {
+    let directory: URL
+    var file: URL { directory.appendingPathComponent("credentials.json") }
+
+    func load() throws -> [String: String] {
+        guard let data = FileManager.default.contents(atPath: file.path) else { return [:] }
+        return try JSONDecoder().decode([String: String].self, from: data)
+    }
+
+    func save(_ passwords: [String: String]) throws {
+        try writePrivate(try JSONEncoder().encode(passwords), to: file)
+    }
+
+    func writeCloudsYAML(authURL: String, passwords: [String: String]) throws -> URL {
+        func cloud(_ name: String, user: String, project: String) -> String {
+            """
+              \(name):
+                auth:
+                  auth_url: \(authURL)
+                  username: \(user)
+                  password: "\(passwords[user] ?? "")"
+                  project_name: \(project)
+                  user_domain_name: Default
+                  project_domain_name: Default
+                region_name: RegionOne
+                interface: public
+                identity_api_version: 3
+
+            """
+        }
+        let yaml = "clouds:\n" + cloud("nimbus", user: "admin", project: "admin") + cloud("nimbus-demo", user: "demo", project: "demo")
+        let target = directory.appendingPathComponent("clouds.yaml")
+        try writePrivate(Data(yaml.utf8), to: target)
+        return target
+    }
+
+    /// Temp file + rename, mode 0600: never a half-written or world-readable secret.
+    private func writePrivate(_ data: Data, to target: URL) throws {
+        let temporary = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).tmp")
+        guard FileManager.default.createFile(atPath: temporary.path, contents: data, attributes: [.posixPermissions: 0o600]) else {
+            throw CocoaError(.fileWriteUnknown)
+        }
+        guard rename(temporary.path, target.path) == 0 else { throw CocoaError(.fileWriteUnknown) }
+    }
+}

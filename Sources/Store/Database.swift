@@ -1,0 +1,128 @@
+@preconcurrency import AsyncKit
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import NimbusCore
+import PostgresKit
+import SQLKit
+import SQLiteKit
+
+/// The SQL engines Nimbus runs on: SQLite embedded (single node), PostgreSQL (scale-out).
+public enum DatabaseEngine: String, Sendable {
+    case sqlite
+    case postgres
+}
+
+/// One data layer over SQLite and PostgreSQL, so every service writes its SQL once (through SQLKit)
+/// and gets transactions with the same semantics on both.
+public final class Database: Sendable {
+    public let engine: DatabaseEngine
+    public let logger: Logger
+    private let pool: Pool
+
+    // The pool hops to its event loops internally; it predates Sendable annotations.
+    private enum Pool: @unchecked Sendable {
+        case sqlite(EventLoopGroupConnectionPool<SQLiteSessionSource>)
+        case postgres(EventLoopGroupConnectionPool<PostgresConnectionSource>)
+    }
+
+    /// Opens a database from a URL: `sqlite:///abs/path.db`, `sqlite:relative.db`, `sqlite::memory:`,
+    /// or `postgres://user:password@host:port/dbname`.
+    public static func open(url: String, logger: Logger, maxConnections: Int = 4) throws -> Database {
+        let group = MultiThreadedEventLoopGroup.singleton
+        if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
+            var configuration = try SQLPostgresConfiguration(url: url.replacingOccurrences(of: "postgresql://", with: "postgres://"))
+            configuration.coreConfiguration.options.requireBackendKeyData = false
+            let pool = EventLoopGroupConnectionPool(
+                source: PostgresConnectionSource(sqlConfiguration: configuration),
+                maxConnectionsPerEventLoop: maxConnections,
+                logger: logger,
+                on: group)
+            return Database(engine: .postgres, pool: .postgres(pool), logger: logger)
+        }
+        guard url.hasPrefix("sqlite:") else {
+            throw NimbusError.badRequest("Unsupported database URL '\(url)': use sqlite:PATH or postgres://...")
+        }
+        var path = String(url.dropFirst("sqlite:".count))
+        if path.hasPrefix("//") { path.removeFirst(2) }
+        let pool = EventLoopGroupConnectionPool(
+            source: SQLiteSessionSource(path: path),
+            maxConnectionsPerEventLoop: maxConnections,
+            logger: logger,
+            on: group)
+        return Database(engine: .sqlite, pool: .sqlite(pool), logger: logger)
+    }
+
+    private init(engine: DatabaseEngine, pool: Pool, logger: Logger) {
+        self.engine = engine
+        self.pool = pool
+        self.logger = logger
+    }
+
+    /// Runs `body` on one pooled connection, outside any transaction (reads, single statements).
+    public func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        switch pool {
+        case .sqlite(let pool):
+            let connection = try await pool.requestConnection(logger: logger).get()
+            defer { pool.releaseConnection(connection, logger: logger) }
+            return try await body(connection.sql())
+        case .postgres(let pool):
+            let connection = try await pool.requestConnection(logger: logger).get()
+            defer { pool.releaseConnection(connection, logger: logger) }
+            return try await body(connection.sql())
+        }
+    }
+
+    /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
+    ///
+    /// On SQLite the transaction takes the write lock up front (`BEGIN IMMEDIATE`), so two writers
+    /// queue on the busy timeout instead of failing half-way with SQLITE_BUSY.
+    public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await read { db in
+            try await db.raw(SQLQueryString(engine == .sqlite ? "BEGIN IMMEDIATE" : "BEGIN")).run()
+            do {
+                let result = try await body(db)
+                try await db.raw("COMMIT").run()
+                return result
+            } catch {
+                try? await db.raw("ROLLBACK").run()
+                throw error
+            }
+        }
+    }
+
+    public func shutdown() async {
+        switch pool {
+        case .sqlite(let pool): try? await pool.shutdownAsync()
+        case .postgres(let pool): try? await pool.shutdownAsync()
+        }
+    }
+}
+
+/// Opens SQLite connections configured for a server: WAL so readers never block the writer,
+/// a busy timeout so writers queue, and foreign keys enforced.
+struct SQLiteSessionSource: ConnectionPoolSource, Sendable {
+    let path: String
+
+    func makeConnection(logger: Logger, on eventLoop: any EventLoop) -> EventLoopFuture<SQLiteConnection> {
+        let storage: SQLiteConnection.Storage = path == ":memory:" ? .memory : .file(path: path)
+        return SQLiteConnection.open(storage: storage, threadPool: .singleton, logger: logger, on: eventLoop)
+            .flatMap { connection in
+                let pragmas = ["PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=10000", "PRAGMA foreign_keys=ON",
+                               "PRAGMA synchronous=NORMAL"]
+                return pragmas.reduce(eventLoop.makeSucceededVoidFuture()) { chain, pragma in
+                    chain.flatMap { connection.query(pragma).map { _ in } }
+                }.map { connection }
+            }
+    }
+}
+
+extension Database {
+    /// The URL with any password masked, for logs and banners.
+    public static func redacted(_ url: String) -> String {
+        guard let at = url.firstIndex(of: "@"), let scheme = url.range(of: "://"),
+              let colon = url[scheme.upperBound..<at].firstIndex(of: ":") else { return url }
+        return String(url[..<url.index(after: colon)]) + "***" + String(url[at...])
+    }
+}

@@ -1,0 +1,178 @@
+import Foundation
+import NimbusCore
+import SQLKit
+
+/// A table whose rows travel as JSON objects: one definition drives insert, fetch, list with
+/// OpenStack-style filters, update and delete, so services do not hand-write the same CRUD SQL
+/// for every resource.
+public struct RecordTable: Sendable {
+    public enum ColumnKind: Sendable {
+        case string
+        case bool
+        case int
+        case double
+        /// A JSON document stored as text (lists, maps, extra attributes).
+        case json
+    }
+
+    public struct Column: Sendable {
+        public let name: String
+        public let kind: ColumnKind
+        public init(_ name: String, _ kind: ColumnKind = .string) {
+            self.name = name
+            self.kind = kind
+        }
+    }
+
+    public let name: String
+    public let columns: [Column]
+    public let primaryKey: String
+    private let kinds: [String: ColumnKind]
+
+    public init(_ name: String, primaryKey: String = "id", columns: [Column]) {
+        self.name = name
+        self.columns = columns
+        self.primaryKey = primaryKey
+        self.kinds = Dictionary(uniqueKeysWithValues: columns.map { ($0.name, $0.kind) })
+    }
+
+    public typealias Record = [String: JSONValue]
+
+    /// A filter on one column; `op` is Keystone's inexact-filter suffix when present.
+    public struct Filter: Sendable {
+        public enum Operation: String, Sendable {
+            case equal, greaterThan, lessThan, contains, icontains, startswith, istartswith, endswith, iendswith
+        }
+        public let column: String
+        public let operation: Operation
+        public let value: JSONValue
+        public init(_ column: String, _ operation: Operation = .equal, _ value: JSONValue) {
+            self.column = column
+            self.operation = operation
+            self.value = value
+        }
+    }
+
+    // MARK: - Statements
+
+    public func insert(_ record: Record, on db: any SQLDatabase) async throws {
+        let names = columns.map(\.name).filter { record[$0] != nil }
+        try await db.insert(into: name)
+            .columns(names)
+            .values(names.map { bind(record[$0]!, kind: kinds[$0]!) })
+            .run()
+    }
+
+    public func fetch(_ id: String, on db: any SQLDatabase) async throws -> Record? {
+        try await db.select().columns(columns.map { SQLIdentifier($0.name) }).from(name)
+            .where(SQLIdentifier(primaryKey), .equal, SQLBind(id))
+            .first()
+            .map(decode)
+    }
+
+    public func list(
+        _ filters: [Filter] = [], orderBy: String? = nil, descending: Bool = false, limit: Int? = nil,
+        on db: any SQLDatabase
+    ) async throws -> [Record] {
+        let query = db.select().columns(columns.map { SQLIdentifier($0.name) }).from(name)
+        apply(filters, to: query)
+        query.orderBy(orderBy ?? primaryKey, descending ? .descending : .ascending)
+        if let limit { query.limit(limit) }
+        return try await query.all().map(decode)
+    }
+
+    public func count(_ filters: [Filter] = [], on db: any SQLDatabase) async throws -> Int {
+        let query = db.select().column(SQLFunction("COUNT", args: SQLLiteral.all), as: "n").from(name)
+        apply(filters, to: query)
+        return try await query.first()?.decode(column: "n", as: Int.self) ?? 0
+    }
+
+    /// Updates the given columns of one row. - Returns: whether a row matched.
+    @discardableResult
+    public func update(_ id: String, _ changes: Record, on db: any SQLDatabase) async throws -> Bool {
+        let known = changes.filter { kinds[$0.key] != nil && $0.key != primaryKey }
+        guard !known.isEmpty else { return try await fetch(id, on: db) != nil }
+        let query = db.update(name)
+        for (column, value) in known {
+            query.set(SQLIdentifier(column), to: bind(value, kind: kinds[column]!))
+        }
+        query.where(SQLIdentifier(primaryKey), .equal, SQLBind(id))
+        try await query.run()
+        return try await fetch(id, on: db) != nil
+    }
+
+    public func delete(_ filters: [Filter], on db: any SQLDatabase) async throws {
+        let query = db.delete(from: name)
+        for filter in filters {
+            let operation: SQLBinaryOperator = switch filter.operation {
+            case .greaterThan: .greaterThan
+            case .lessThan: .lessThan
+            default: .equal
+            }
+            query.where(SQLIdentifier(filter.column), operation, bind(filter.value, kind: kinds[filter.column] ?? .string))
+        }
+        try await query.run()
+    }
+
+    public func delete(id: String, on db: any SQLDatabase) async throws {
+        try await delete([Filter(primaryKey, .equal, .string(id))], on: db)
+    }
+
+    // MARK: - Mapping
+
+    private func apply(_ filters: [Filter], to query: SQLSelectBuilder) {
+        for filter in filters {
+            let column = SQLIdentifier(filter.column)
+            let kind = kinds[filter.column] ?? .string
+            if filter.value.isNull {
+                query.where(column, .is, SQLLiteral.null)
+                continue
+            }
+            let text = filter.value.stringValue ?? filter.value.serialized()
+            switch filter.operation {
+            case .equal: query.where(column, .equal, bind(filter.value, kind: kind))
+            case .greaterThan: query.where(column, .greaterThan, bind(filter.value, kind: kind))
+            case .lessThan: query.where(column, .lessThan, bind(filter.value, kind: kind))
+            case .contains: query.where(column, .like, SQLBind("%" + text + "%"))
+            case .startswith: query.where(column, .like, SQLBind(text + "%"))
+            case .endswith: query.where(column, .like, SQLBind("%" + text))
+            case .icontains: query.where(SQLFunction("LOWER", args: column), .like, SQLBind("%" + text.lowercased() + "%"))
+            case .istartswith: query.where(SQLFunction("LOWER", args: column), .like, SQLBind(text.lowercased() + "%"))
+            case .iendswith: query.where(SQLFunction("LOWER", args: column), .like, SQLBind("%" + text.lowercased()))
+            }
+        }
+    }
+
+    private func bind(_ value: JSONValue, kind: ColumnKind) -> SQLBind {
+        switch (kind, value) {
+        case (_, .null): return SQLBind(String?.none)
+        case (.json, _): return SQLBind(value.serialized())
+        case (.bool, .bool(let flag)): return SQLBind(flag)
+        case (.int, _): return SQLBind(value.intValue.map { Int($0) })
+        case (.double, .double(let number)): return SQLBind(number)
+        case (.double, .int(let number)): return SQLBind(Double(number))
+        case (_, .string(let text)): return SQLBind(text)
+        default: return SQLBind(value.serialized())
+        }
+    }
+
+    private func decode(_ row: any SQLRow) throws -> Record {
+        var record: Record = [:]
+        for column in columns {
+            if try row.decodeNil(column: column.name) {
+                record[column.name] = .null
+                continue
+            }
+            switch column.kind {
+            case .string: record[column.name] = .string(try row.decode(column: column.name, as: String.self))
+            case .bool: record[column.name] = .bool(try row.decode(column: column.name, as: Bool.self))
+            case .int: record[column.name] = .int(Int64(try row.decode(column: column.name, as: Int.self)))
+            case .double: record[column.name] = .double(try row.decode(column: column.name, as: Double.self))
+            case .json:
+                let text = try row.decode(column: column.name, as: String.self)
+                record[column.name] = (try? JSONValue.parse(Array(text.utf8))) ?? .null
+            }
+        }
+        return record
+    }
+}
