@@ -52,10 +52,16 @@ let package = Package(
             "Cloud", "NimbusCore", "Store", "Identity",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: swiftSettings),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "NimbusCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "IdentityTests", dependencies: ["Identity", "NimbusCore"], swiftSettings: swiftSettings),
+        .target(name: "NimbusTesting", dependencies: [
+            "NimbusCore", "Store", "Cloud", "Gateway",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ], swiftSettings: swiftSettings),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "NimbusCore", "NimbusTesting"], swiftSettings: swiftSettings),
+        .testTarget(name: "IdentityTests", dependencies: ["Identity", "NimbusCore", "NimbusTesting"], swiftSettings: swiftSettings),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "NimbusCore"], swiftSettings: swiftSettings),
         .testTarget(name: "APITests", dependencies: [
-            "Cloud", "Gateway", "NimbusCore",
+            "Cloud", "Gateway", "NimbusCore", "NimbusTesting", "Store",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ], swiftSettings: swiftSettings),
     ]

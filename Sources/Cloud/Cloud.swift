@@ -85,7 +85,12 @@ public final class Cloud: Sendable {
             services: [identity],
             onServerRunning: { _ in await onReady() },
             logger: logger)
-        try await app.runService()
+        do {
+            try await app.runService()
+        } catch {
+            await database.shutdown()
+            throw error
+        }
         await database.shutdown()
     }
 

@@ -26,7 +26,12 @@ extension Request {
     /// The body as JSON; a missing, oversized (413) or malformed (400) body never reaches the service.
     public func json(context: NimbusContext) async throws -> JSONValue {
         var request = self
-        let buffer = try await request.collectBody(upTo: context.maxUploadSize)
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: context.maxUploadSize)
+        } catch is NIOTooManyBytesError {
+            throw NimbusError(.payloadTooLarge, "Request Entity Too Large: the body is larger than \(context.maxUploadSize) bytes.")
+        }
         if buffer.readableBytes == 0 {
             throw NimbusError.badRequest("Malformed request body: the body is empty, a JSON object was expected.")
         }

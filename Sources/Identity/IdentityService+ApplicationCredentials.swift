@@ -92,7 +92,7 @@ extension IdentityService {
             "created_at": .string(Timestamp.seconds(Date())),
         ]
         do {
-            try await database.read { try await IdentityTables.applicationCredentials.insert(record, on: $0) }
+            try await database.transaction { try await IdentityTables.applicationCredentials.insert(record, on: $0) }
         } catch where Database.isUniqueViolation(error) {
             throw NimbusError.conflict("Conflict occurred attempting to store application_credential - Duplicate entry.")
         }

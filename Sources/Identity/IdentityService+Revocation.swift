@@ -15,7 +15,7 @@ extension IdentityService {
         if let db {
             try await IdentityTables.revocations.insert(record, on: db)
         } else {
-            try await database.read { try await IdentityTables.revocations.insert(record, on: $0) }
+            try await database.transaction { try await IdentityTables.revocations.insert(record, on: $0) }
         }
         revocations.add([event])
     }
@@ -47,7 +47,7 @@ extension IdentityService {
     /// Deletes revocation rows no live token can match any more.
     func purgeRevocations() async throws {
         let cutoff = Date().timeIntervalSince1970 - configuration.tokenLifetime - 60
-        try await database.read { db in
+        try await database.transaction { db in
             try await IdentityTables.revocations.delete([.init("issued_before", .lessThan, .double(cutoff))], on: db)
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOCore
 import NIOPosix
 import NimbusCore
 import ServiceLifecycle
@@ -35,12 +36,20 @@ public final class IdentityService: TokenValidator, Service, Sendable {
     let revocations = RevocationList()
     let catalogCache = Mutex<(built: Date, catalog: JSONValue)?>(nil)
     let logger: Logger
+    /// bcrypt is deliberately slow; it gets its own threads so it never starves database I/O.
+    let hashingPool: NIOThreadPool
 
     public init(database: Database, configuration: IdentityConfiguration, logger: Logger) throws {
         self.database = database
         self.configuration = configuration
         self.codec = TokenCodec(keys: try TokenKeyRepository(directory: configuration.keyDirectory).load())
         self.logger = logger
+        self.hashingPool = NIOThreadPool(numberOfThreads: max(2, System.coreCount))
+        hashingPool.start()
+    }
+
+    deinit {
+        hashingPool.shutdownGracefully { _ in }
     }
 
     /// Base of Identity's own links, e.g. `http://127.0.0.1:5000/identity/v3`.
@@ -64,18 +73,23 @@ public final class IdentityService: TokenValidator, Service, Sendable {
     /// Loads revocations, then keeps them fresh until shutdown.
     public func run() async throws {
         try await refreshRevocations()
+        var ticks = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
+            ticks += 1
             do {
                 try await refreshRevocations()
-            } catch {
+                if ticks % 600 == 0 { try await purgeRevocations() }
+            } catch where !Task.isCancelled && !Task.isShuttingDownGracefully {
                 logger.warning("revocation refresh failed: \(error)")
+            } catch {
+                break
             }
         }
     }
 
     /// Runs a blocking password hash or check off the async executor.
     func offload<T: Sendable>(_ work: @escaping @Sendable () -> T) async throws -> T {
-        try await NIOThreadPool.singleton.runIfActive(work)
+        try await hashingPool.runIfActive(work)
     }
 }

@@ -20,6 +20,8 @@ public final class Database: Sendable {
     public let engine: DatabaseEngine
     public let logger: Logger
     private let pool: Pool
+    /// Serializes SQLite write transactions in-process (see `AsyncLock`); unused on PostgreSQL.
+    private let writeLock = AsyncLock()
 
     // The pool hops to its event loops internally; it predates Sendable annotations.
     private enum Pool: @unchecked Sendable {
@@ -60,7 +62,8 @@ public final class Database: Sendable {
         self.logger = logger
     }
 
-    /// Runs `body` on one pooled connection, outside any transaction (reads, single statements).
+    /// Runs `body` on one pooled connection, outside any transaction. For reads only: every write
+    /// goes through `transaction`, which is what orders writers on SQLite.
     public func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         switch pool {
         case .sqlite(let pool):
@@ -79,6 +82,19 @@ public final class Database: Sendable {
     /// On SQLite the transaction takes the write lock up front (`BEGIN IMMEDIATE`), so two writers
     /// queue on the busy timeout instead of failing half-way with SQLITE_BUSY.
     public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        guard engine == .sqlite else { return try await run(body) }
+        await writeLock.lock()
+        do {
+            let result = try await run(body)
+            await writeLock.unlock()
+            return result
+        } catch {
+            await writeLock.unlock()
+            throw error
+        }
+    }
+
+    private func run<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         try await read { db in
             try await db.raw(SQLQueryString(engine == .sqlite ? "BEGIN IMMEDIATE" : "BEGIN")).run()
             do {

@@ -27,7 +27,7 @@ public struct Migrator: Sendable {
 
     @discardableResult
     public func migrate(_ migrations: [Migration]) async throws -> [String] {
-        try await database.read { db in
+        try await database.transaction { db in
             try await db.raw("CREATE TABLE IF NOT EXISTS nimbus_migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL)").run()
         }
         var applied: [String] = []

@@ -89,7 +89,7 @@ enum IdentityResources {
             record.rendered([
                 "id": record["id"] ?? nil, "name": record["name"] ?? nil, "domain_id": record["domain_id"] ?? nil,
                 "description": record["description"] ?? "", "enabled": record["enabled"] ?? true,
-                "parent_id": record["parent_id"].flatMap { $0.isNull ? nil : $0 } ?? record["domain_id"] ?? nil,
+                "parent_id": record.nonNull("parent_id") ?? record["domain_id"] ?? nil,
                 "is_domain": false, "tags": record["tags"] ?? [], "options": [:],
             ], link: link)
         })

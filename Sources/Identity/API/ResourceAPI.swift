@@ -204,4 +204,10 @@ extension RecordTable.Record {
     }
 
     func string(_ key: String) -> String? { self[key]?.stringValue }
+
+    /// The value unless it is missing or JSON null.
+    func nonNull(_ key: String) -> JSONValue? {
+        guard let value = self[key], !value.isNull else { return nil }
+        return value
+    }
 }

@@ -1,0 +1,86 @@
+import Cloud
+import Foundation
+import Gateway
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import NimbusCore
+import Store
+
+/// The whole cloud in-process, on a fresh database, answering requests without sockets.
+public enum TestCloud {
+    public static func with<T: Sendable>(
+        _ engine: DatabaseEngine = .sqlite, _ body: @Sendable (TestSession) async throws -> T
+    ) async throws -> T {
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let keys = FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-keys-" + Identifier.hex())
+        let configuration = CloudConfiguration(
+            databaseURL: try await TestDatabase.url(engine), host: "127.0.0.1", port: 5000, keyDirectory: keys,
+            bcryptCost: 4)
+        let cloud = try await Cloud(configuration: configuration, logger: logger)
+        do {
+            let passwords = try await cloud.bootstrap().createdPasswords
+            let app = Application(router: cloud.router(), logger: logger)
+            let result = try await app.test(.router) { client in
+                try await body(TestSession(client: client, cloud: cloud, passwords: passwords))
+            }
+            await cloud.shutdown()
+            return result
+        } catch {
+            await cloud.shutdown()
+            throw error
+        }
+    }
+}
+
+/// One reply: status, headers and the body parsed as JSON when it is JSON.
+public struct TestReply: Sendable {
+    public let status: Int
+    public let headers: HTTPFields
+    public let body: JSONValue?
+    public let text: String
+
+    public func header(_ name: String) -> String? { HTTPField.Name(name).flatMap { headers[$0] } }
+}
+
+public struct TestSession: Sendable {
+    let client: any TestClientProtocol
+    public let cloud: Cloud
+    /// Bootstrap passwords by user name (`admin`, `demo`).
+    public let passwords: [String: String]
+
+    public func request(
+        _ method: HTTPRequest.Method, _ path: String, token: String? = nil, json: JSONValue? = nil,
+        raw: String? = nil, headers extra: [String: String] = [:]
+    ) async throws -> TestReply {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let token { headers[.authToken] = token }
+        for (name, value) in extra { headers[HTTPField.Name(name)!] = value }
+        let body = raw ?? json?.serialized()
+        let response = try await client.executeRequest(
+            uri: path, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })
+        let text = String(buffer: response.body)
+        return TestReply(status: Int(response.status.code), headers: response.headers, body: try? JSONValue.parse(Array(text.utf8)), text: text)
+    }
+
+    /// Issues a password token; `project` nil asks for the user's default scope.
+    public func token(user: String, password: String, project: String? = nil, system: Bool = false) async throws -> String {
+        var auth: [String: JSONValue] = [
+            "identity": ["methods": ["password"], "password": ["user": ["name": .string(user), "domain": ["id": "default"], "password": .string(password)]]],
+        ]
+        if let project { auth["scope"] = ["project": ["name": .string(project), "domain": ["id": "default"]]] }
+        if system { auth["scope"] = ["system": ["all": true]] }
+        let reply = try await request(.post, "/identity/v3/auth/tokens", json: ["auth": .object(auth)])
+        guard reply.status == 201, let token = reply.header("X-Subject-Token") else {
+            throw NimbusError.unauthorized("token request for \(user) failed: \(reply.status) \(reply.text)")
+        }
+        return token
+    }
+
+    public func adminToken() async throws -> String {
+        try await token(user: "admin", password: passwords["admin"] ?? "", project: "admin")
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+import Logging
+import NimbusCore
+import SQLKit
+import Store
+
+/// Throwaway databases for tests: a temp SQLite file, and — when `NIMBUS_TEST_POSTGRES_URL` names a
+/// server (`make test` starts one) — a fresh PostgreSQL database per test.
+public enum TestDatabase {
+    public static let postgresURL = ProcessInfo.processInfo.environment["NIMBUS_TEST_POSTGRES_URL"]
+
+    /// The engines to run engine-parametrized tests on. In CI a missing PostgreSQL is an error,
+    /// not a silent skip.
+    public static var engines: [DatabaseEngine] {
+        if postgresURL != nil { return [.sqlite, .postgres] }
+        if ProcessInfo.processInfo.environment["CI"] != nil {
+            fatalError("CI is set but NIMBUS_TEST_POSTGRES_URL is not: the PostgreSQL tests would not run")
+        }
+        return [.sqlite]
+    }
+
+    /// A URL for a new, empty database on `engine`.
+    public static func url(_ engine: DatabaseEngine) async throws -> String {
+        let name = "nimbus_t_" + Identifier.hex().prefix(12)
+        switch engine {
+        case .sqlite:
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(name)
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            return "sqlite:" + directory.appendingPathComponent("test.db").path
+        case .postgres:
+            guard let base = postgresURL, let slash = base.lastIndex(of: "/") else {
+                throw NimbusError.internal("NIMBUS_TEST_POSTGRES_URL is not set")
+            }
+            let admin = try Database.open(url: base, logger: Logger(label: "test"), maxConnections: 1)
+            do {
+                try await admin.read { try await $0.raw(SQLQueryString("CREATE DATABASE \(name)")).run() }
+            } catch {
+                await admin.shutdown()
+                throw error
+            }
+            await admin.shutdown()
+            return String(base[...slash]) + name
+        }
+    }
+
+    /// Opens a fresh database, runs `body`, and shuts the pool down whatever happens.
+    public static func with<T>(
+        _ engine: DatabaseEngine, migrations: [Migration] = [], _ body: (Database) async throws -> T
+    ) async throws -> T {
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let database = try Database.open(url: try await url(engine), logger: logger)
+        do {
+            try await Migrator(database: database).migrate(migrations)
+            let result = try await body(database)
+            await database.shutdown()
+            return result
+        } catch {
+            await database.shutdown()
+            throw error
+        }
+    }
+}
