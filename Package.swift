@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: [
         .target(name: "NimbusCore", dependencies: [
@@ -43,8 +44,14 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
+        .target(name: "Image", dependencies: [
+            "NimbusCore", "Store", "Gateway",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "_NIOFileSystem", package: "swift-nio"),
+        ], swiftSettings: swiftSettings),
         .target(name: "Cloud", dependencies: [
-            "NimbusCore", "Store", "Gateway", "Identity",
+            "NimbusCore", "Store", "Gateway", "Identity", "Image",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
@@ -59,6 +66,7 @@ let package = Package(
         ], swiftSettings: swiftSettings),
         .testTarget(name: "StoreTests", dependencies: ["Store", "NimbusCore", "NimbusTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "IdentityTests", dependencies: ["Identity", "NimbusCore", "NimbusTesting"], swiftSettings: swiftSettings),
+        .testTarget(name: "ImageTests", dependencies: ["Image", "NimbusCore"], swiftSettings: swiftSettings),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "NimbusCore"], swiftSettings: swiftSettings),
         .testTarget(name: "APITests", dependencies: [
             "Cloud", "Gateway", "NimbusCore", "NimbusTesting", "Store",

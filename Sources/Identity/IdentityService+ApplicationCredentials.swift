@@ -70,7 +70,8 @@ extension IdentityService {
             expiresAt = Timestamp.keystone(date)
         }
         var roles = caller.roles
-        if let requested = try fields.array("roles") {
+        // An empty list means "the roles of this token", as in Keystone (the CLI always sends one).
+        if let requested = try fields.array("roles"), !requested.isEmpty {
             roles = try requested.map { (item) throws -> AuthContext.Reference in
                 let reference = try FieldReader(item, path: "roles")
                 let id = try reference.string("id")

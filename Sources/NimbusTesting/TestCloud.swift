@@ -28,9 +28,11 @@ public enum TestCloud {
                 try await body(TestSession(client: client, cloud: cloud, passwords: passwords))
             }
             await cloud.shutdown()
+            TestDatabase.remove(configuration.databaseURL, keys)
             return result
         } catch {
             await cloud.shutdown()
+            TestDatabase.remove(configuration.databaseURL, keys)
             throw error
         }
     }

@@ -43,20 +43,31 @@ public enum TestDatabase {
         }
     }
 
+    /// Deletes a SQLite test database's directory and any other scratch directories.
+    public static func remove(_ url: String, _ others: URL...) {
+        if url.hasPrefix("sqlite:") {
+            try? FileManager.default.removeItem(at: URL(fileURLWithPath: String(url.dropFirst("sqlite:".count))).deletingLastPathComponent())
+        }
+        for other in others { try? FileManager.default.removeItem(at: other) }
+    }
+
     /// Opens a fresh database, runs `body`, and shuts the pool down whatever happens.
     public static func with<T>(
         _ engine: DatabaseEngine, migrations: [Migration] = [], _ body: (Database) async throws -> T
     ) async throws -> T {
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        let database = try Database.open(url: try await url(engine), logger: logger)
+        let location = try await url(engine)
+        let database = try Database.open(url: location, logger: logger)
         do {
             try await Migrator(database: database).migrate(migrations)
             let result = try await body(database)
             await database.shutdown()
+            remove(location)
             return result
         } catch {
             await database.shutdown()
+            remove(location)
             throw error
         }
     }

@@ -1,0 +1,94 @@
+import Crypto
+import Foundation
+import NIOCore
+import NIOFileSystem
+import NimbusCore
+
+/// Image data on the local disk, one file per image under `root/images`, and staged imports
+/// under `root/staging`.
+///
+/// Uploads stream to a temp file while the hashes and the format inspection are computed, are
+/// fsynced, and only then renamed into place: a crash leaves either no file or a whole one.
+public struct ImageFileStore: Sendable {
+    public let root: URL
+
+    public init(root: URL) throws {
+        self.root = root
+        for directory in ["images", "staging", "tmp"] {
+            try FileManager.default.createDirectory(at: root.appendingPathComponent(directory), withIntermediateDirectories: true)
+        }
+    }
+
+    public func path(of imageID: String) -> String { root.appendingPathComponent("images/\(imageID)").path }
+    public func stagingPath(of imageID: String) -> String { root.appendingPathComponent("staging/\(imageID)").path }
+
+    /// What a finished write learned about the data.
+    public struct Written: Sendable {
+        public var size: Int64
+        public var md5: String
+        public var sha512: String
+        public var inspection: DiskFormatInspector.Result
+    }
+
+    /// Streams `chunks` to `destination` atomically.
+    /// - Parameter limit: bytes allowed; more fails with 413 and writes nothing.
+    public func write<Chunks: AsyncSequence>(
+        _ chunks: Chunks, to destination: String, limit: Int64
+    ) async throws -> Written where Chunks.Element == ByteBuffer {
+        let temporary = root.appendingPathComponent("tmp/\(Identifier.uuid())").path
+        var md5 = Insecure.MD5()
+        var sha512 = SHA512()
+        var inspector = DiskFormatInspector()
+        do {
+            try await FileSystem.shared.withFileHandle(forWritingAt: FilePath(temporary), options: .newFile(replaceExisting: true)) { handle in
+                try await handle.withBufferedWriter(capacity: .mebibytes(1)) { writer in
+                    for try await chunk in chunks {
+                        let bytes = chunk.readableBytesView
+                        if inspector.totalBytes + Int64(bytes.count) > limit {
+                            throw NimbusError(.payloadTooLarge, "Image storage quota exceeded: the upload would use more than the \(limit) bytes left for this project.")
+                        }
+                        bytes.withUnsafeBytes { raw in
+                            md5.update(bufferPointer: raw)
+                            sha512.update(bufferPointer: raw)
+                        }
+                        inspector.feed(bytes)
+                        try await writer.write(contentsOf: chunk)
+                    }
+                }
+                try await handle.synchronize()
+            }
+            guard rename(temporary, destination) == 0 else {
+                throw NimbusError.internal("cannot move image data into place (errno \(errno))")
+            }
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+        return Written(size: inspector.totalBytes, md5: Self.hex(md5.finalize()), sha512: Self.hex(sha512.finalize()),
+                       inspection: inspector.result())
+    }
+
+    /// Moves staged data into the store (same filesystem: a rename).
+    public func promote(stagedFor imageID: String) throws {
+        guard rename(stagingPath(of: imageID), path(of: imageID)) == 0 else {
+            throw NimbusError.conflict("No staged data for image \(imageID).")
+        }
+    }
+
+    public func remove(_ imageID: String) {
+        unlink(path(of: imageID))
+        unlink(stagingPath(of: imageID))
+    }
+
+    /// Removes temp files a crash left behind.
+    public func sweepTemporaryFiles() {
+        let directory = root.appendingPathComponent("tmp")
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [] {
+            unlink(directory.appendingPathComponent(name).path)
+        }
+    }
+
+    static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
+        digest.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+    }
+}
