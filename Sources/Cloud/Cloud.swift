@@ -2,6 +2,7 @@ import Foundation
 import Gateway
 import Hummingbird
 import Identity
+import Image
 import Logging
 import NIOCore
 import NimbusCore
@@ -18,9 +19,14 @@ public struct CloudConfiguration: Sendable {
     public var keyDirectory: URL
     public var bcryptCost: UInt8
     public var tokenLifetime: TimeInterval
+    /// Where image data lives (a shared filesystem when several replicas serve images).
+    public var imageDirectory: URL
+    public var imageQuotaCount: Int = 100
+    public var imageQuotaBytes: Int64 = 100 << 30
 
     public init(databaseURL: String, host: String, port: Int, publicURL: String? = nil, keyDirectory: URL,
-                bcryptCost: UInt8 = 12, tokenLifetime: TimeInterval = 3600) {
+                imageDirectory: URL, bcryptCost: UInt8 = 12, tokenLifetime: TimeInterval = 3600) {
+        self.imageDirectory = imageDirectory
         self.databaseURL = databaseURL
         self.host = host
         self.port = port
@@ -37,14 +43,16 @@ public final class Cloud: Sendable {
     public let configuration: CloudConfiguration
     public let database: Database
     public let identity: IdentityService
+    public let image: ImageService
     public let logger: Logger
 
     /// Services the catalog lists; grows as services are implemented.
     public static let catalog: [CatalogEntry] = [
         CatalogEntry(type: "identity", name: "keystone", path: IdentityAPI.prefix),
+        CatalogEntry(type: "image", name: "glance", path: ImageAPI.prefix),
     ]
 
-    public static func migrations() -> [Migration] { IdentitySchema.migrations }
+    public static func migrations() -> [Migration] { IdentitySchema.migrations + ImageSchema.migrations }
 
     /// Opens the database and applies pending migrations.
     public init(configuration: CloudConfiguration, logger: Logger) async throws {
@@ -60,6 +68,13 @@ public final class Cloud: Sendable {
                     publicURL: configuration.publicURL, keyDirectory: configuration.keyDirectory,
                     tokenLifetime: configuration.tokenLifetime, bcryptCost: configuration.bcryptCost),
                 logger: logger)
+            image = try ImageService(
+                database: database,
+                configuration: ImageConfiguration(
+                    dataDirectory: configuration.imageDirectory, maxImagesPerProject: configuration.imageQuotaCount,
+                    maxBytesPerProject: configuration.imageQuotaBytes),
+                logger: logger)
+            try await image.recover()
         } catch {
             // The pool must be shut down before it is released, even when start-up fails.
             await database.shutdown()
@@ -72,7 +87,8 @@ public final class Cloud: Sendable {
     }
 
     public var gateway: Gateway {
-        Gateway(services: [IdentityAPI.routes(identity)], validator: identity)
+        Gateway(services: [IdentityAPI.routes(identity), ImageAPI.routes(image, publicURL: configuration.publicURL)],
+                validator: identity)
     }
 
     public func router() -> Router<NimbusContext> { gateway.router() }

@@ -9,8 +9,10 @@ public enum FaultStyle: Sendable {
     case nova
     /// `{"NeutronError": {"type": "...", "message": "...", "detail": ""}}`
     case neutron
-    /// `{"errors": [{"status": 404, "title": "Not Found", "detail": "...", "request_id": "..."}]}` — Placement, Glance.
+    /// `{"errors": [{"status": 404, "title": "Not Found", "detail": "...", "request_id": "..."}]}` — Placement.
     case placement
+    /// `{"code": "404 Not Found", "title": "Not Found", "message": "..."}` — Glance (webob's JSON fault).
+    case glance
 
     public func body(status: Int, kind: NimbusError.Kind, message: String, requestID: String) -> JSONValue {
         let title = Self.title(status)
@@ -21,6 +23,8 @@ public enum FaultStyle: Sendable {
             return [Self.novaKey(status): ["code": .int(Int64(status)), "message": .string(message)]]
         case .neutron:
             return ["NeutronError": ["type": .string(Self.neutronType(kind)), "message": .string(message), "detail": ""]]
+        case .glance:
+            return ["code": .string("\(status) \(title)"), "title": .string(title), "message": .string(message)]
         case .placement:
             return ["errors": [[
                 "status": .int(Int64(status)), "title": .string(title), "detail": .string(message),
@@ -38,6 +42,8 @@ public enum FaultStyle: Sendable {
         case .methodNotAllowed: 405
         case .conflict: 409
         case .payloadTooLarge: 413
+        case .unsupportedMediaType: 415
+        case .rangeNotSatisfiable: 416
         case .internal: 500
         case .notImplemented: 501
         case .unavailable: 503
@@ -54,6 +60,7 @@ public enum FaultStyle: Sendable {
         case 409: "Conflict"
         case 413: "Request Entity Too Large"
         case 415: "Unsupported Media Type"
+        case 416: "Requested Range Not Satisfiable"
         case 501: "Not Implemented"
         case 503: "Service Unavailable"
         default: "Internal Server Error"
@@ -84,6 +91,8 @@ public enum FaultStyle: Sendable {
         case .methodNotAllowed: "MethodNotAllowed"
         case .conflict: "Conflict"
         case .payloadTooLarge: "RequestEntityTooLarge"
+        case .unsupportedMediaType: "UnsupportedMediaType"
+        case .rangeNotSatisfiable: "RangeNotSatisfiable"
         case .notImplemented: "NotImplemented"
         case .unavailable: "ServiceUnavailable"
         case .internal: "InternalError"

@@ -23,6 +23,7 @@ struct Serve: AsyncParsableCommand {
         let configuration = CloudConfiguration(
             databaseURL: database, host: listen.host, port: listen.port, publicURL: settings["public_url"],
             keyDirectory: URL(fileURLWithPath: settings["key_dir"] ?? "/var/lib/nimbus/token-keys"),
+            imageDirectory: URL(fileURLWithPath: settings["image_dir"] ?? "/var/lib/nimbus/images"),
             bcryptCost: settings["bcrypt_cost"].flatMap(UInt8.init) ?? 12)
         let cloud = try await Cloud(configuration: configuration, logger: logger)
         let result = try await cloud.bootstrap(passwords: settings["admin_password"].map { ["admin": $0] } ?? [:])

@@ -16,6 +16,12 @@ struct Up: AsyncParsableCommand {
     @Option(help: "bcrypt cost for passwords (Keystone's default is 12).")
     var bcryptCost: UInt8 = 12
 
+    @Option(help: "Images a project may own.")
+    var imageQuotaCount: Int = 100
+
+    @Option(help: "Bytes of image data a project may store.")
+    var imageQuotaBytes: Int64 = 100 << 30
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -23,10 +29,13 @@ struct Up: AsyncParsableCommand {
         let logger = makeLogger(logLevel)
         let state = URL(fileURLWithPath: stateDir).standardizedFileURL
         try FileManager.default.createDirectory(at: state, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let configuration = CloudConfiguration(
+        var configuration = CloudConfiguration(
             databaseURL: "sqlite:" + state.appendingPathComponent("nimbus.db").path,
             host: listen.host, port: listen.port,
-            keyDirectory: state.appendingPathComponent("token-keys"), bcryptCost: bcryptCost)
+            keyDirectory: state.appendingPathComponent("token-keys"), imageDirectory: state.appendingPathComponent("images"),
+            bcryptCost: bcryptCost)
+        configuration.imageQuotaCount = imageQuotaCount
+        configuration.imageQuotaBytes = imageQuotaBytes
         let cloud = try await Cloud(configuration: configuration, logger: logger)
         let credentials = CredentialsFile(directory: state)
         var passwords = try credentials.load()
@@ -35,9 +44,10 @@ struct Up: AsyncParsableCommand {
         try credentials.save(passwords)
         let clouds = try credentials.writeCloudsYAML(authURL: configuration.publicURL + "/identity", passwords: passwords)
         let adminPassword = passwords["admin"] ?? "?"
+        let publicURL = configuration.publicURL
         try await cloud.run {
             announce("""
-            Nimbus is ready at \(configuration.publicURL) (state in \(state.path))
+            Nimbus is ready at \(publicURL) (state in \(state.path))
               admin password: \(adminPassword)
               export OS_CLIENT_CONFIG_FILE=\(clouds.path)
               openstack --os-cloud nimbus token issue

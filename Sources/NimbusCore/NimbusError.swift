@@ -10,6 +10,8 @@ public struct NimbusError: Error, Sendable, CustomStringConvertible {
         case methodNotAllowed
         case conflict
         case payloadTooLarge
+        case unsupportedMediaType
+        case rangeNotSatisfiable
         case overQuota
         case unavailable
         case notImplemented

@@ -12,14 +12,16 @@ import Store
 /// The whole cloud in-process, on a fresh database, answering requests without sockets.
 public enum TestCloud {
     public static func with<T: Sendable>(
-        _ engine: DatabaseEngine = .sqlite, _ body: @Sendable (TestSession) async throws -> T
+        _ engine: DatabaseEngine = .sqlite, configure: (inout CloudConfiguration) -> Void = { _ in },
+        _ body: @Sendable (TestSession) async throws -> T
     ) async throws -> T {
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         let keys = FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-keys-" + Identifier.hex())
-        let configuration = CloudConfiguration(
+        var configuration = CloudConfiguration(
             databaseURL: try await TestDatabase.url(engine), host: "127.0.0.1", port: 5000, keyDirectory: keys,
-            bcryptCost: 4)
+            imageDirectory: keys.appendingPathComponent("images"), bcryptCost: 4)
+        configure(&configuration)
         let cloud = try await Cloud(configuration: configuration, logger: logger)
         do {
             let passwords = try await cloud.bootstrap().createdPasswords

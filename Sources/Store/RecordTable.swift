@@ -70,6 +70,16 @@ public struct RecordTable: Sendable {
             .map(decode)
     }
 
+    /// Reads a row and locks it until the transaction ends (`FOR UPDATE` on PostgreSQL; on SQLite
+    /// the transaction already holds the write lock), for compare-and-set state changes.
+    public func fetchForUpdate(_ id: String, on db: any SQLDatabase) async throws -> Record? {
+        try await db.select().columns(columns.map { SQLIdentifier($0.name) }).from(name)
+            .where(SQLIdentifier(primaryKey), .equal, SQLBind(id))
+            .for(.update)
+            .first()
+            .map(decode)
+    }
+
     public func list(
         _ filters: [Filter] = [], orderBy: String? = nil, descending: Bool = false, limit: Int? = nil,
         on db: any SQLDatabase
