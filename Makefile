@@ -23,8 +23,9 @@ VENV_STAMP := $(VENV)/.requirements.stamp
 STATE_DIR ?= .nimbus
 LISTEN ?= 127.0.0.1:5000
 
-# Debian packages the build, the tests and `make run` need.
-APT_PACKAGES := postgresql python3-venv python3-pip curl ca-certificates util-linux make git
+# Debian packages the build, the tests and `make run` need (qemu-utils: qemu-img
+# makes the qcow2 fixtures of the image front-door tests).
+APT_PACKAGES := postgresql python3-venv python3-pip curl ca-certificates util-linux make git qemu-utils
 
 .PHONY: deps build release venv run test bench clean distclean pg-start pg-stop
 

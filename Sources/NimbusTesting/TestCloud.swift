@@ -46,6 +46,7 @@ public struct TestReply: Sendable {
     public let headers: HTTPFields
     public let body: JSONValue?
     public let text: String
+    public let bytes: [UInt8]
 
     public func header(_ name: String) -> String? { HTTPField.Name(name).flatMap { headers[$0] } }
 }
@@ -58,16 +59,17 @@ public struct TestSession: Sendable {
 
     public func request(
         _ method: HTTPRequest.Method, _ path: String, token: String? = nil, json: JSONValue? = nil,
-        raw: String? = nil, headers extra: [String: String] = [:]
+        raw: String? = nil, bytes: [UInt8]? = nil, headers extra: [String: String] = [:]
     ) async throws -> TestReply {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let token { headers[.authToken] = token }
         for (name, value) in extra { headers[HTTPField.Name(name)!] = value }
-        let body = raw ?? json?.serialized()
-        let response = try await client.executeRequest(
-            uri: path, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })
-        let text = String(buffer: response.body)
-        return TestReply(status: Int(response.status.code), headers: response.headers, body: try? JSONValue.parse(Array(text.utf8)), text: text)
+        let body = bytes.map { ByteBuffer(bytes: $0) } ?? (raw ?? json?.serialized()).map { ByteBuffer(string: $0) }
+        let response = try await client.executeRequest(uri: path, method: method, headers: headers, body: body)
+        let bytes = Array(response.body.readableBytesView)
+        let text = String(decoding: bytes, as: UTF8.self)
+        let json = bytes.first == UInt8(ascii: "{") || bytes.first == UInt8(ascii: "[") ? try? JSONValue.parse(bytes) : nil
+        return TestReply(status: Int(response.status.code), headers: response.headers, body: json, text: text, bytes: bytes)
     }
 
     /// Issues a password token; `project` nil asks for the user's default scope.
@@ -82,6 +84,18 @@ public struct TestSession: Sendable {
             throw NimbusError.unauthorized("token request for \(user) failed: \(reply.status) \(reply.text)")
         }
         return token
+    }
+
+    /// A `{"auth": ...}` for a new project-scoped token of a user created on the fly with `role` on a new project.
+    public func newProjectUser(_ name: String, role: String = "member") async throws -> (token: String, projectID: String) {
+        let admin = try await adminToken()
+        let project = try await request(.post, "/identity/v3/projects", token: admin, json: ["project": ["name": .string(name)]])
+        let projectID = project.body?["project"]?["id"]?.stringValue ?? ""
+        let user = try await request(.post, "/identity/v3/users", token: admin, json: ["user": ["name": .string(name), "password": "pw"]])
+        let userID = user.body?["user"]?["id"]?.stringValue ?? ""
+        let roleID = try await request(.get, "/identity/v3/roles?name=\(role)", token: admin).body?["roles"]?.arrayValue?.first?["id"]?.stringValue ?? ""
+        _ = try await request(.put, "/identity/v3/projects/\(projectID)/users/\(userID)/roles/\(roleID)", token: admin)
+        return (try await token(user: name, password: "pw", project: name), projectID)
     }
 
     public func adminToken() async throws -> String {

@@ -57,10 +57,13 @@ class CLIError(AssertionError):
 class NimbusServer:
     """One `nimbus up` process on a state dir. Can be stopped and started again."""
 
-    def __init__(self, state_dir: Path, port: int | None = None, bcrypt_cost: int | None = 4):
+    def __init__(self, state_dir: Path, port: int | None = None, bcrypt_cost: int | None = 4,
+                 extra_args: list[str] | None = None):
         self.state_dir = Path(state_dir)
         self.port = port or free_port()
         self.bcrypt_cost = bcrypt_cost
+        # More `nimbus up` flags, e.g. ["--image-quota-bytes", "1048576"].
+        self.extra_args = list(extra_args or [])
         self.proc: subprocess.Popen | None = None
         self.log_path = self.state_dir.parent / f"{self.state_dir.name}-server.log"
         self.starts = 0
@@ -91,6 +94,7 @@ class NimbusServer:
                "--listen", f"127.0.0.1:{self.port}"]
         if self.bcrypt_cost is not None:
             cmd += ["--bcrypt-cost", str(self.bcrypt_cost)]
+        cmd += self.extra_args
         self.starts += 1
         log = open(self.log_path, "a")
         log.write(f"\n===== start #{self.starts}: {' '.join(cmd)}\n")

@@ -19,7 +19,11 @@ public enum ImageAPI {
         routes.get("/versions", .open) { _, _ in .json(versions) }
         routes.post("/v2/images") { request, context in
             let image = try await service.create(try await request.json(context: context), caller: try context.caller())
-            return .json(ImageWire.render(image), status: .created, headers: [.location: "\(publicURL)\(prefix)/v2/images/\(image.string("id") ?? "")"])
+            // openstacksdk only stages and imports when this header names the method.
+            return .json(ImageWire.render(image), status: .created, headers: [
+                .location: "\(publicURL)\(prefix)/v2/images/\(image.string("id") ?? "")",
+                HTTPField.Name("OpenStack-image-import-methods")!: "glance-direct",
+            ])
         }
         routes.get("/v2/images") { request, context in
             var query: [String: [String]] = [:]
