@@ -25,7 +25,8 @@ LISTEN ?= 127.0.0.1:5000
 
 # Debian packages the build, the tests and `make run` need (qemu-utils: qemu-img
 # makes the qcow2 fixtures of the image front-door tests).
-APT_PACKAGES := postgresql python3-venv python3-pip curl ca-certificates util-linux make git qemu-utils
+APT_PACKAGES := postgresql python3-venv python3-pip curl ca-certificates util-linux make git wrk \
+	$(shell cat scripts/guest-deps.txt)
 
 .PHONY: deps build release venv run test bench clean distclean pg-start pg-stop
 
@@ -59,15 +60,16 @@ $(VENV_STAMP): $(REQS)
 	cp $(REQS) $@
 
 run: deps release
+	@[ -f $(STATE_DIR)/guest/disk.qcow2 ] || .build/release/nimbus guest-image build --out $(STATE_DIR)/guest
 	.build/release/nimbus up --state-dir $(STATE_DIR) --listen $(LISTEN)
 
 test: deps venv
 	scripts/test-all.sh
 
-bench:
-	@if [ -x scripts/bench.sh ]; then scripts/bench.sh; \
-	elif [ -f scripts/bench.sh ]; then bash scripts/bench.sh; \
-	else echo "bench: scripts/bench.sh not written yet"; fi
+# Figures for BENCHMARKS.md (release build, loopback only, bounded load).
+bench: deps venv release
+	@command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk </dev/null
+	$(VENV)/bin/python scripts/bench.py
 
 pg-start:
 	@scripts/pg-test.sh start

@@ -160,3 +160,13 @@ extension IdentityService {
         }
     }
 }
+
+extension IdentityService {
+    /// The id of a project in the Default domain, for services that seed resources at start-up.
+    public func projectID(named name: String) async throws -> String? {
+        try await database.read { db in
+            try await IdentityTables.projects.list([.init("name", .equal, .string(name)), .init("domain_id", .equal, "default")], on: db)
+                .first?["id"]?.stringValue
+        }
+    }
+}

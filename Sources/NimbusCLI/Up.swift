@@ -16,6 +16,9 @@ struct Up: AsyncParsableCommand {
     @Option(help: "bcrypt cost for passwords (Keystone's default is 12).")
     var bcryptCost: UInt8 = 12
 
+    @Option(help: "Directory of the test guest to register as images (default: STATE_DIR/guest).")
+    var guestDir: String?
+
     @Option(help: "Images a project may own.")
     var imageQuotaCount: Int = 100
 
@@ -42,6 +45,11 @@ struct Up: AsyncParsableCommand {
         let result = try await cloud.bootstrap(passwords: passwords)
         passwords.merge(result.createdPasswords) { _, new in new }
         try credentials.save(passwords)
+        let guest = guestDir.map { URL(fileURLWithPath: $0) } ?? state.appendingPathComponent("guest")
+        let registered = try await cloud.registerTestGuest(from: guest)
+        if registered.isEmpty {
+            logger.notice("no test guest in \(guest.path): run `nimbus guest-image build --out \(guest.path)` to get image 'tiny'")
+        }
         let clouds = try credentials.writeCloudsYAML(authURL: configuration.publicURL + "/identity", passwords: passwords)
         let adminPassword = passwords["admin"] ?? "?"
         let publicURL = configuration.publicURL
