@@ -50,24 +50,36 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "_NIOFileSystem", package: "swift-nio"),
         ], swiftSettings: swiftSettings),
+        .target(name: "GuestImage", dependencies: [
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swiftSettings),
+        .target(name: "Placement", dependencies: [
+            "NimbusCore", "Store", "Gateway",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ], swiftSettings: swiftSettings),
         .target(name: "Cloud", dependencies: [
-            "NimbusCore", "Store", "Gateway", "Identity", "Image",
+            "NimbusCore", "Store", "Gateway", "Identity", "Image", "Placement",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
         .executableTarget(name: "NimbusCLI", dependencies: [
-            "Cloud", "NimbusCore", "Store", "Identity",
+            "Cloud", "NimbusCore", "Store", "Identity", "GuestImage",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: swiftSettings),
         .target(name: "NimbusTesting", dependencies: [
-            "NimbusCore", "Store", "Cloud", "Gateway",
+            "NimbusCore", "Store", "Cloud", "Gateway", "Placement",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ], swiftSettings: swiftSettings),
         .testTarget(name: "StoreTests", dependencies: ["Store", "NimbusCore", "NimbusTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "IdentityTests", dependencies: ["Identity", "NimbusCore", "NimbusTesting"], swiftSettings: swiftSettings),
+        .testTarget(name: "GuestImageTests", dependencies: ["GuestImage"], swiftSettings: swiftSettings),
         .testTarget(name: "ImageTests", dependencies: ["Image", "NimbusCore"], swiftSettings: swiftSettings),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "NimbusCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "PlacementTests", dependencies: [
+            "Placement", "NimbusCore", "NimbusTesting", "Store",
+        ], swiftSettings: swiftSettings),
         .testTarget(name: "APITests", dependencies: [
             "Cloud", "Gateway", "NimbusCore", "NimbusTesting", "Store",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -6,6 +6,7 @@ import Image
 import Logging
 import NIOCore
 import NimbusCore
+import Placement
 import ServiceLifecycle
 import Store
 
@@ -44,15 +45,17 @@ public final class Cloud: Sendable {
     public let database: Database
     public let identity: IdentityService
     public let image: ImageService
+    public let placement: PlacementService
     public let logger: Logger
 
     /// Services the catalog lists; grows as services are implemented.
     public static let catalog: [CatalogEntry] = [
         CatalogEntry(type: "identity", name: "keystone", path: IdentityAPI.prefix),
         CatalogEntry(type: "image", name: "glance", path: ImageAPI.prefix),
+        CatalogEntry(type: "placement", name: "placement", path: PlacementAPI.prefix),
     ]
 
-    public static func migrations() -> [Migration] { IdentitySchema.migrations + ImageSchema.migrations }
+    public static func migrations() -> [Migration] { IdentitySchema.migrations + ImageSchema.migrations + PlacementSchema.migrations }
 
     /// Opens the database and applies pending migrations.
     public init(configuration: CloudConfiguration, logger: Logger) async throws {
@@ -75,6 +78,7 @@ public final class Cloud: Sendable {
                     maxBytesPerProject: configuration.imageQuotaBytes),
                 logger: logger)
             try await image.recover()
+            placement = PlacementService(database: database, logger: logger)
         } catch {
             // The pool must be shut down before it is released, even when start-up fails.
             await database.shutdown()
@@ -87,7 +91,8 @@ public final class Cloud: Sendable {
     }
 
     public var gateway: Gateway {
-        Gateway(services: [IdentityAPI.routes(identity), ImageAPI.routes(image, publicURL: configuration.publicURL)],
+        Gateway(services: [IdentityAPI.routes(identity), ImageAPI.routes(image, publicURL: configuration.publicURL),
+                           PlacementAPI.routes(placement)],
                 validator: identity)
     }
 

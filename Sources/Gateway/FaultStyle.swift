@@ -9,12 +9,14 @@ public enum FaultStyle: Sendable {
     case nova
     /// `{"NeutronError": {"type": "...", "message": "...", "detail": ""}}`
     case neutron
-    /// `{"errors": [{"status": 404, "title": "Not Found", "detail": "...", "request_id": "..."}]}` — Placement.
+    /// `{"errors": [{"status": 404, "title": "Not Found", "detail": "...", "code": "...", "request_id": "..."}]}` — Placement.
     case placement
     /// `{"code": "404 Not Found", "title": "Not Found", "message": "..."}` — Glance (webob's JSON fault).
     case glance
 
-    public func body(status: Int, kind: NimbusError.Kind, message: String, requestID: String) -> JSONValue {
+    /// - Parameter code: the error's machine-readable code; only Placement's style renders it
+    ///   (`placement.undefined_code` when absent, as Placement does).
+    public func body(status: Int, kind: NimbusError.Kind, message: String, requestID: String, code: String? = nil) -> JSONValue {
         let title = Self.title(status)
         switch self {
         case .keystone:
@@ -28,7 +30,7 @@ public enum FaultStyle: Sendable {
         case .placement:
             return ["errors": [[
                 "status": .int(Int64(status)), "title": .string(title), "detail": .string(message),
-                "request_id": .string(requestID),
+                "code": .string(code ?? "placement.undefined_code"), "request_id": .string(requestID),
             ]]]
         }
     }

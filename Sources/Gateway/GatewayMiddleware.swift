@@ -38,11 +38,13 @@ struct GatewayMiddleware: RouterMiddleware {
         let style = styles.first { path == $0.prefix || path.hasPrefix($0.prefix + "/") }?.style ?? .keystone
         let kind: NimbusError.Kind
         let message: String
+        var code: String?
         var headers: HTTPFields = [:]
         switch error {
         case let error as NimbusError:
             kind = error.kind
             message = error.message
+            code = error.code
             for (name, value) in error.headers {
                 if let field = HTTPField.Name(name) { headers[field] = value }
             }
@@ -65,7 +67,7 @@ struct GatewayMiddleware: RouterMiddleware {
         if status == 401, style == .keystone, headers[.wwwAuthenticate] == nil {
             headers[.wwwAuthenticate] = "Keystone uri=\"\(path.split(separator: "/").first.map { "/" + $0 } ?? "/")\""
         }
-        let body = style.body(status: status, kind: kind, message: message, requestID: requestID)
+        let body = style.body(status: status, kind: kind, message: message, requestID: requestID, code: code)
         return .json(body, status: .init(code: status), headers: headers)
     }
 }

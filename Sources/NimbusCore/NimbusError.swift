@@ -22,11 +22,15 @@ public struct NimbusError: Error, Sendable, CustomStringConvertible {
     public var message: String
     /// Extra response headers some faults carry (e.g. `WWW-Authenticate` on 401).
     public var headers: [String: String]
+    /// A machine-readable error code for styles that carry one (Placement's `placement.concurrent_update`),
+    /// so callers can tell retryable conflicts from others without parsing messages.
+    public var code: String?
 
-    public init(_ kind: Kind, _ message: String, headers: [String: String] = [:]) {
+    public init(_ kind: Kind, _ message: String, headers: [String: String] = [:], code: String? = nil) {
         self.kind = kind
         self.message = message
         self.headers = headers
+        self.code = code
     }
 
     public var description: String { "\(kind): \(message)" }
