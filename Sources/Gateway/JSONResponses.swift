@@ -7,11 +7,9 @@ import NimbusCore
 extension Response {
     /// A JSON response. Bodies are built as `JSONValue` and serialized without Codable reflection.
     public static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
-        var text = ""
-        value.write(to: &text)
         var fields = headers
         fields[.contentType] = "application/json"
-        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(string: text)))
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: value.bytes())))
     }
 
     /// An empty response (204 No Content by default).

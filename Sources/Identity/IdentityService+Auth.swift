@@ -142,12 +142,3 @@ extension IdentityService {
         return .init(id: record["id"]?.stringValue ?? "", name: record["name"]?.stringValue ?? "")
     }
 }
-
-extension Optional {
-    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
-        switch self {
-        case .some(let value): try await transform(value)
-        case .none: nil
-        }
-    }
-}

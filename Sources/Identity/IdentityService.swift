@@ -35,6 +35,10 @@ public final class IdentityService: TokenValidator, Service, Sendable {
     let codec: TokenCodec
     let revocations = RevocationList()
     let catalogCache = Mutex<(built: Date, catalog: JSONValue)?>(nil)
+    /// Decrypted tokens by their text. A token never changes, so its decoded form is cached; expiry
+    /// and revocation are still checked on every use. Bounded: cleared when it fills up.
+    let decodedTokens = Mutex<[String: AuthContext]>([:])
+    static let decodedTokensLimit = 10_000
     let logger: Logger
     /// bcrypt is deliberately slow; it gets its own threads so it never starves database I/O.
     let hashingPool: NIOThreadPool
@@ -64,7 +68,17 @@ public final class IdentityService: TokenValidator, Service, Sendable {
 
     /// The token's context if it decrypts, has not expired and is not revoked.
     func validToken(_ token: String) -> AuthContext? {
-        guard let auth = codec.decode(token), auth.expiresAt > Date(), !revocations.isRevoked(auth) else { return nil }
+        guard let auth = decode(token), auth.expiresAt > Date(), !revocations.isRevoked(auth) else { return nil }
+        return auth
+    }
+
+    private func decode(_ token: String) -> AuthContext? {
+        if let cached = decodedTokens.withLock({ $0[token] }) { return cached }
+        guard let auth = codec.decode(token) else { return nil }
+        decodedTokens.withLock { cache in
+            if cache.count >= Self.decodedTokensLimit { cache.removeAll(keepingCapacity: true) }
+            cache[token] = auth
+        }
         return auth
     }
 

@@ -105,15 +105,3 @@ public final class ImageService: Sendable {
     }
 }
 
-extension Optional {
-    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
-        switch self {
-        case .some(let value): try await transform(value)
-        case .none: nil
-        }
-    }
-}
-
-extension RecordTable.Record {
-    func string(_ key: String) -> String? { self[key]?.stringValue }
-}

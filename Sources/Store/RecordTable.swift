@@ -186,3 +186,14 @@ public struct RecordTable: Sendable {
         return record
     }
 }
+
+extension RecordTable.Record {
+    /// A column's text, or nil when it is missing, null or not a string.
+    public func string(_ key: String) -> String? { self[key]?.stringValue }
+
+    /// The value unless it is missing or JSON null.
+    public func nonNull(_ key: String) -> JSONValue? {
+        guard let value = self[key], !value.isNull else { return nil }
+        return value
+    }
+}

@@ -40,3 +40,35 @@ import Testing
         #expect(throws: NimbusError.self) { try FieldReader(body: ["other": [:]], root: "project") }
     }
 }
+
+@Suite struct JSONParserTests {
+    @Test(arguments: [
+        #"{"a": [1, -2.5e3, true, false, null, "x\"y\\z\u00e9\ud83d\ude00"], "b": {}}"#,
+        "[]", " 0 ", "\"\\n\\t\\/\"", "-0.0", "123456789012",
+    ])
+    func agreesWithFoundation(text: String) throws {
+        let mine = try JSONValue.parse(Array(text.utf8))
+        let foundation = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+        #expect(Self.normalized(mine) == Self.normalized(foundation))
+    }
+
+    /// Foundation reads whole-valued numbers like `-2.5e3` as integers; both are the same JSON number.
+    static func normalized(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case .double(let number) where number == number.rounded() && abs(number) < 9e15: .int(Int64(number))
+        case .array(let items): .array(items.map(normalized))
+        case .object(let fields): .object(fields.mapValues(normalized))
+        default: value
+        }
+    }
+
+    @Test(arguments: ["", "{", "[1,]", "{\"a\" 1}", "01", "1.", "\"\u{01}\"", "tru", "[1] x", "\"\\x\"", "{\"a\":1,}"])
+    func rejectsMalformed(text: String) {
+        #expect(throws: NimbusError.self) { try JSONValue.parse(Array(text.utf8)) }
+    }
+
+    @Test func rejectsDeepNesting() {
+        let text = String(repeating: "[", count: 300) + String(repeating: "]", count: 300)
+        #expect(throws: NimbusError.self) { try JSONValue.parse(Array(text.utf8)) }
+    }
+}

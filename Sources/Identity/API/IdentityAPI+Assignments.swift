@@ -104,13 +104,3 @@ extension IdentityAPI {
         }
     }
 }
-
-extension Array {
-    func asyncCompactMap<T>(_ transform: (Element) async throws -> T?) async rethrows -> [T] {
-        var out: [T] = []
-        for element in self {
-            if let value = try await transform(element) { out.append(value) }
-        }
-        return out
-    }
-}

@@ -203,11 +203,4 @@ extension RecordTable.Record {
         return .object(out)
     }
 
-    func string(_ key: String) -> String? { self[key]?.stringValue }
-
-    /// The value unless it is missing or JSON null.
-    func nonNull(_ key: String) -> JSONValue? {
-        guard let value = self[key], !value.isNull else { return nil }
-        return value
-    }
 }

@@ -42,18 +42,39 @@ public struct ImageFileStore: Sendable {
         do {
             try await FileSystem.shared.withFileHandle(forWritingAt: FilePath(temporary), options: .newFile(replaceExisting: true)) { handle in
                 try await handle.withBufferedWriter(capacity: .mebibytes(1)) { writer in
+                    // SHA-512 and MD5 each cost about as much as the copy itself; batches of about
+                    // 1 MiB are hashed with SHA-512 on another core while this task does MD5,
+                    // inspection and the write.
+                    var batch: [ByteBuffer] = []
+                    var batchBytes = 0
+                    func flush() async throws {
+                        guard !batch.isEmpty else { return }
+                        let pending = batch
+                        // The hasher is a value type; only the child task touches this copy until it returns it.
+                        nonisolated(unsafe) let snapshot = sha512
+                        async let digest: SHA512 = {
+                            var hasher = snapshot
+                            for buffer in pending { buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) } }
+                            return hasher
+                        }()
+                        for buffer in pending {
+                            buffer.withUnsafeReadableBytes { md5.update(bufferPointer: $0) }
+                            inspector.feed(buffer.readableBytesView)
+                            try await writer.write(contentsOf: buffer)
+                        }
+                        sha512 = await digest
+                        batch.removeAll(keepingCapacity: true)
+                        batchBytes = 0
+                    }
                     for try await chunk in chunks {
-                        let bytes = chunk.readableBytesView
-                        if inspector.totalBytes + Int64(bytes.count) > limit {
+                        if inspector.totalBytes + Int64(batchBytes + chunk.readableBytes) > limit {
                             throw NimbusError(.payloadTooLarge, "Image storage quota exceeded: the upload would use more than the \(limit) bytes left for this project.")
                         }
-                        bytes.withUnsafeBytes { raw in
-                            md5.update(bufferPointer: raw)
-                            sha512.update(bufferPointer: raw)
-                        }
-                        inspector.feed(bytes)
-                        try await writer.write(contentsOf: chunk)
+                        batch.append(chunk)
+                        batchBytes += chunk.readableBytes
+                        if batchBytes >= 1 << 20 { try await flush() }
                     }
+                    try await flush()
                 }
                 try await handle.synchronize()
             }

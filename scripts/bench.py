@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""Nimbus benchmarks: prints figures for BENCHMARKS.md.
+
+Runs the release binary against a fresh state directory on loopback. Every load is bounded in
+count and time. Usage: .venv/bin/python scripts/bench.py [--only startup,tokens,projects,images]
+"""
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.environ.get("NIMBUS_BIN", os.path.join(ROOT, ".build/release/nimbus"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Server:
+    def __init__(self, state, port, extra=()):
+        self.state, self.port, self.extra = state, port, list(extra)
+        self.base = f"http://127.0.0.1:{port}"
+
+    def start(self):
+        started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [BIN, "up", "--state-dir", self.state, "--listen", f"127.0.0.1:{self.port}", "--log-level", "warning", *self.extra],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for line in self.proc.stdout:
+            if "Nimbus is ready" in line:
+                self.ready_seconds = time.monotonic() - started
+                break
+        else:
+            raise RuntimeError("server exited before it was ready")
+        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+        return self
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+
+    def password(self, user="admin"):
+        with open(os.path.join(self.state, "credentials.json")) as f:
+            return json.load(f)[user]
+
+    def token(self, scope_project="admin"):
+        body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"id": "default"}, "password": self.password()}}},
+            "scope": {"project": {"name": scope_project, "domain": {"id": "default"}}}}}
+        reply = requests.post(self.base + "/identity/v3/auth/tokens", json=body)
+        reply.raise_for_status()
+        return reply.headers["X-Subject-Token"]
+
+
+def wrk(url, headers, connections, seconds=10, threads=2, extra=()):
+    args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", *extra]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    out = subprocess.run(args + [url], capture_output=True, text=True, check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 0.001, "ms": 1, "s": 1000}
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rate, float(p99.group(1)) * scale[p99.group(2)], int(non2xx.group(1)) if non2xx else 0
+
+
+def bench_startup(work):
+    state = os.path.join(work, "startup")
+    first = Server(state, free_port()).start()
+    first_seconds = first.ready_seconds
+    first.stop()
+    second = Server(state, free_port()).start()
+    time.sleep(3)
+    rss = rss_kib(second.proc.pid) / 1024
+    second.stop()
+    print(f"startup: first start (creates state, bootstrap, bcrypt 12) {first_seconds:.2f} s; "
+          f"restart on existing state ready in {second.ready_seconds:.3f} s; idle RSS {rss:.1f} MiB")
+
+
+def bench_tokens(server):
+    count = 8
+    started = time.monotonic()
+    for _ in range(count):
+        server.token()
+    per_second = count / (time.monotonic() - started)
+    print(f"token issue (password, bcrypt cost 12, sequential): {per_second:.1f}/s")
+    token = server.token()
+    rate, p99, errors = wrk(server.base + "/identity/v3/auth/tokens", {"X-Auth-Token": token, "X-Subject-Token": token}, 8)
+    print(f"token validate GET /v3/auth/tokens, keep-alive, concurrency 8 (wrk on the same 2 cores): "
+          f"{rate:,.0f}/s, p99 {p99:.2f} ms, non-2xx {errors}")
+    rate, p99, errors = wrk(server.base + "/identity/v3/auth/tokens?nocatalog", {"X-Auth-Token": token, "X-Subject-Token": token}, 8)
+    print(f"token validate with ?nocatalog, concurrency 8: {rate:,.0f}/s, p99 {p99:.2f} ms, non-2xx {errors}")
+
+
+def bench_projects(server):
+    token = server.token()
+    session = requests.Session()
+    session.headers["X-Auth-Token"] = token
+    existing = len(session.get(server.base + "/identity/v3/projects").json()["projects"])
+    for index in range(1000 - existing):
+        session.post(server.base + "/identity/v3/projects", json={"project": {"name": f"bench-{index:04d}"}}).raise_for_status()
+    total = len(session.get(server.base + "/identity/v3/projects").json()["projects"])
+    rate, p99, errors = wrk(server.base + "/identity/v3/projects", {"X-Auth-Token": token}, 1, threads=1)
+    print(f"GET /v3/projects with {total} projects, one client: p99 {p99:.2f} ms, {rate:,.0f}/s, non-2xx {errors}")
+
+
+def bench_images(server, work, size_mib):
+    source = os.path.join(work, "blob.raw")
+    with open(source, "wb") as f:
+        chunk = os.urandom(1 << 20)
+        for _ in range(size_mib):
+            f.write(chunk)
+    subprocess.run(["sync"])
+    started = time.monotonic()
+    shutil.copyfile(source, source + ".copy")
+    os.sync()
+    cp_seconds = time.monotonic() - started
+    os.unlink(source + ".copy")
+    cp_rate = size_mib / cp_seconds
+
+    token = server.token()
+    headers = {"X-Auth-Token": token}
+    image = requests.post(server.base + "/image/v2/images", headers=headers,
+                          json={"name": "bench", "disk_format": "raw", "container_format": "bare"}).json()
+    baseline = rss_kib(server.proc.pid)
+    peak = [baseline]
+    running = [True]
+
+    def sample():
+        while running[0]:
+            peak[0] = max(peak[0], rss_kib(server.proc.pid))
+            time.sleep(0.05)
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    started = time.monotonic()
+    subprocess.run(["curl", "-sf", "-X", "PUT", "-T", source, "-H", f"X-Auth-Token: {token}",
+                    "-H", "Content-Type: application/octet-stream", f"{server.base}/image/v2/images/{image['id']}/file"], check=True)
+    upload_rate = size_mib / (time.monotonic() - started)
+    target = os.path.join(work, "blob.out")
+    started = time.monotonic()
+    subprocess.run(["curl", "-sf", "-o", target, "-H", f"X-Auth-Token: {token}",
+                    f"{server.base}/image/v2/images/{image['id']}/file"], check=True)
+    os.sync()
+    download_rate = size_mib / (time.monotonic() - started)
+    running[0] = False
+    sampler.join()
+    same = subprocess.run(["cmp", "-s", source, target]).returncode == 0
+    print(f"image {size_mib} MiB: cp {cp_rate:.0f} MiB/s; upload {upload_rate:.0f} MiB/s ({upload_rate / cp_rate:.0%} of cp); "
+          f"download {download_rate:.0f} MiB/s ({download_rate / cp_rate:.0%} of cp); "
+          f"server RSS grew {(peak[0] - baseline) / 1024:.1f} MiB; download identical: {same}")
+    os.unlink(source)
+    os.unlink(target)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", default="startup,tokens,projects,images")
+    parser.add_argument("--image-mib", type=int, default=1024)
+    args = parser.parse_args()
+    parts = set(args.only.split(","))
+    work = tempfile.mkdtemp(prefix="nimbus-bench-", dir=os.environ.get("NIMBUS_BENCH_DIR", "/var/tmp"))
+    try:
+        print(f"binary: {BIN}; cores: {os.cpu_count()}")
+        if "startup" in parts:
+            bench_startup(work)
+        if parts & {"tokens", "projects", "images"}:
+            server = Server(os.path.join(work, "cloud"), free_port()).start()
+            try:
+                if "tokens" in parts:
+                    bench_tokens(server)
+                if "projects" in parts:
+                    bench_projects(server)
+                if "images" in parts:
+                    bench_images(server, work, args.image_mib)
+            finally:
+                server.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
