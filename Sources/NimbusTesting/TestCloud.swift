@@ -12,7 +12,7 @@ import Store
 /// The whole cloud in-process, on a fresh database, answering requests without sockets.
 public enum TestCloud {
     public static func with<T: Sendable>(
-        _ engine: DatabaseEngine = .sqlite, configure: (inout CloudConfiguration) -> Void = { _ in },
+        _ engine: DatabaseEngine = TestDatabase.defaultEngine, configure: (inout CloudConfiguration) -> Void = { _ in },
         _ body: @Sendable (TestSession) async throws -> T
     ) async throws -> T {
         var logger = Logger(label: "test")

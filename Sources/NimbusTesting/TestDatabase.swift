@@ -19,6 +19,12 @@ public enum TestDatabase {
         return [.sqlite]
     }
 
+    /// The engine for tests that do not ask for one: SQLite, unless `NIMBUS_TEST_ENGINE=postgres`
+    /// runs the whole suite on PostgreSQL.
+    public static var defaultEngine: DatabaseEngine {
+        ProcessInfo.processInfo.environment["NIMBUS_TEST_ENGINE"].flatMap(DatabaseEngine.init(rawValue:)) ?? .sqlite
+    }
+
     /// A URL for a new, empty database on `engine`.
     public static func url(_ engine: DatabaseEngine) async throws -> String {
         let name = "nimbus_t_" + Identifier.hex().prefix(12)

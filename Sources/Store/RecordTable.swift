@@ -155,6 +155,10 @@ public struct RecordTable: Sendable {
 
     private func bind(_ value: JSONValue, kind: ColumnKind) -> SQLBind {
         switch (kind, value) {
+        // PostgreSQL types its parameters: a null must carry the column's type, not text's.
+        case (.int, .null): return SQLBind(Int?.none)
+        case (.double, .null): return SQLBind(Double?.none)
+        case (.bool, .null): return SQLBind(Bool?.none)
         case (_, .null): return SQLBind(String?.none)
         case (.json, _): return SQLBind(value.serialized())
         case (.bool, .bool(let flag)): return SQLBind(flag)
