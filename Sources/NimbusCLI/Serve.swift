@@ -28,7 +28,7 @@ struct Serve: AsyncParsableCommand {
         let cloud = try await Cloud(configuration: configuration, logger: logger)
         let result = try await cloud.bootstrap(passwords: settings["admin_password"].map { ["admin": $0] } ?? [:])
         for (user, password) in result.createdPasswords.sorted(by: { $0.key < $1.key }) {
-            print("created user \(user) with password \(password)")
+            announce("created user \(user) with password \(password)")
         }
         try await cloud.run {
             announce("Nimbus is ready at \(configuration.publicURL) (database \(Database.redacted(database)))")
