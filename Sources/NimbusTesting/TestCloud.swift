@@ -86,7 +86,7 @@ public struct TestSession: Sendable {
         return token
     }
 
-    /// A `{"auth": ...}` for a new project-scoped token of a user created on the fly with `role` on a new project.
+    /// Creates a project and a user named `name` with `role` on it. - Returns: the user's project-scoped token and the project id.
     public func newProjectUser(_ name: String, role: String = "member") async throws -> (token: String, projectID: String) {
         let admin = try await adminToken()
         let project = try await request(.post, "/identity/v3/projects", token: admin, json: ["project": ["name": .string(name)]])

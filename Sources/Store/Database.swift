@@ -64,6 +64,7 @@ public final class Database: Sendable {
 
     /// Runs `body` on one pooled connection, outside any transaction. For reads only: every write
     /// goes through `transaction`, which is what orders writers on SQLite.
+    @discardableResult
     public func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         switch pool {
         case .sqlite(let pool):
@@ -81,6 +82,7 @@ public final class Database: Sendable {
     ///
     /// On SQLite the transaction takes the write lock up front (`BEGIN IMMEDIATE`), so two writers
     /// queue on the busy timeout instead of failing half-way with SQLITE_BUSY.
+    @discardableResult
     public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         guard engine == .sqlite else { return try await run(body) }
         await writeLock.lock()

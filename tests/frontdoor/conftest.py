@@ -8,6 +8,7 @@ Environment:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -285,29 +286,30 @@ def _redact(args: list[str]) -> list[str]:
     return out
 
 
-def _start_cloud(tmp_root: Path, bcrypt_cost: int | None = 4) -> Cloud:
-    server = NimbusServer(tmp_root / "state", bcrypt_cost=bcrypt_cost)
-    server.start()
-    return Cloud(server=server, workdir=tmp_root)
-
-
-@pytest.fixture(scope="session")
-def cloud():
-    """The shared Nimbus for the front-door suite (bcrypt cost 4 for speed)."""
-    tmp_root = Path(tempfile.mkdtemp(prefix="nimbus-frontdoor-"))
-    c = None
+@contextlib.contextmanager
+def own_cloud(prefix: str, bcrypt_cost: int | None = 4, extra_args: list[str] | None = None):
+    """A Nimbus with its own state dir and port; checks it stops cleanly, then removes its state."""
+    tmp_root = Path(tempfile.mkdtemp(prefix=prefix))
+    server = NimbusServer(tmp_root / "state", bcrypt_cost=bcrypt_cost, extra_args=extra_args)
     try:
-        c = _start_cloud(tmp_root)
-        yield c
+        server.start()
+        yield Cloud(server=server, workdir=tmp_root)
     finally:
         try:
-            if c is not None and c.server.proc is not None:
-                c.server.assert_stops_cleanly()
+            if server.proc is not None:
+                server.assert_stops_cleanly()
         finally:
             if os.environ.get("NIMBUS_KEEP_STATE"):
                 print(f"state kept in {tmp_root}")
             else:
                 shutil.rmtree(tmp_root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def cloud():
+    """The shared Nimbus for the front-door suite (bcrypt cost 4 for speed)."""
+    with own_cloud("nimbus-frontdoor-") as c:
+        yield c
 
 
 @pytest.fixture(scope="session")

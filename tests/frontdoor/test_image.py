@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import Cloud, NimbusServer
+from conftest import own_cloud
 
 MiB = 1024 * 1024
 PATCH_CT = "application/openstack-images-v2.1-json-patch"
@@ -609,19 +608,8 @@ def test_errors_carry_request_id(cloud, admin_g, image_url):
 
 @pytest.fixture(scope="module")
 def quota_cloud():
-    tmp_root = Path(tempfile.mkdtemp(prefix="nimbus-imgquota-"))
-    server = NimbusServer(tmp_root / "state", bcrypt_cost=4,
-                          extra_args=["--image-quota-bytes", str(MiB),
-                                      "--image-quota-count", "2"])
-    try:
-        server.start()
-        yield Cloud(server=server, workdir=tmp_root)
-    finally:
-        try:
-            if server.proc is not None:
-                server.assert_stops_cleanly()
-        finally:
-            shutil.rmtree(tmp_root, ignore_errors=True)
+    with own_cloud("nimbus-imgquota-", extra_args=["--image-quota-bytes", str(MiB), "--image-quota-count", "2"]) as c:
+        yield c
 
 
 def test_quotas(quota_cloud):

@@ -8,31 +8,19 @@ NIMBUS_FRONTDOOR_DEFAULT_COST=1 to run this module with the server's default cos
 from __future__ import annotations
 
 import os
-import shutil
 import stat
-import tempfile
-from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import Cloud, NimbusServer
+from conftest import own_cloud
 
 
 @pytest.fixture(scope="module")
 def restart_cloud():
-    tmp_root = Path(tempfile.mkdtemp(prefix="nimbus-restart-"))
     cost = None if os.environ.get("NIMBUS_FRONTDOOR_DEFAULT_COST") else 4
-    server = NimbusServer(tmp_root / "state", bcrypt_cost=cost)
-    try:
-        server.start()
-        yield Cloud(server=server, workdir=tmp_root)
-    finally:
-        try:
-            if server.proc is not None:
-                server.assert_stops_cleanly()
-        finally:
-            shutil.rmtree(tmp_root, ignore_errors=True)
+    with own_cloud("nimbus-restart-", bcrypt_cost=cost) as c:
+        yield c
 
 
 def test_state_survives_restart(restart_cloud):
