@@ -57,8 +57,20 @@ let package = Package(
             "NimbusCore", "Store", "Gateway",
             .product(name: "Hummingbird", package: "hummingbird"),
         ], swiftSettings: swiftSettings),
+        .target(name: "Scheduler", swiftSettings: swiftSettings),
+        .target(name: "Hypervisor", swiftSettings: swiftSettings),
+        .target(name: "Agent", dependencies: [
+            "Hypervisor",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swiftSettings),
+        .target(name: "Compute", dependencies: [
+            "NimbusCore", "Store", "Gateway", "Placement", "Scheduler", "Agent", "Hypervisor",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "SQLKit", package: "sql-kit"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ], swiftSettings: swiftSettings),
         .target(name: "Cloud", dependencies: [
-            "NimbusCore", "Store", "Gateway", "Identity", "Image", "Placement",
+            "NimbusCore", "Store", "Gateway", "Identity", "Image", "Placement", "Compute", "Agent", "Hypervisor",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
@@ -76,6 +88,8 @@ let package = Package(
         .testTarget(name: "IdentityTests", dependencies: ["Identity", "NimbusCore", "NimbusTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "GuestImageTests", dependencies: ["GuestImage"], swiftSettings: swiftSettings),
         .testTarget(name: "ImageTests", dependencies: ["Image", "NimbusCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "SchedulerTests", dependencies: ["Scheduler"], swiftSettings: swiftSettings),
+        .testTarget(name: "ComputeKeyTests", dependencies: ["Compute"], swiftSettings: swiftSettings),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "NimbusCore"], swiftSettings: swiftSettings),
         .testTarget(name: "PlacementTests", dependencies: [
             "Placement", "NimbusCore", "NimbusTesting", "Store",

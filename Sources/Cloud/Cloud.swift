@@ -1,5 +1,7 @@
+import Compute
 import Foundation
 import Gateway
+import Hypervisor
 import Hummingbird
 import Identity
 import Image
@@ -24,6 +26,14 @@ public struct CloudConfiguration: Sendable {
     public var imageDirectory: URL
     public var imageQuotaCount: Int = 100
     public var imageQuotaBytes: Int64 = 100 << 30
+    /// Compute hosts this process runs itself (`nimbus up`); nil for a control plane only.
+    public var localHosts: LocalHosts? = LocalHosts()
+    public var maxBuildAttempts = 3
+    public var serviceDownTime: TimeInterval = 60
+    /// Per-project defaults overriding Nova's (e.g. `instances`).
+    public var defaultQuotas: [String: Int64] = [:]
+    /// Pack servers onto the fewest hosts instead of spreading them.
+    public var stackScheduling = false
 
     public init(databaseURL: String, host: String, port: Int, publicURL: String? = nil, keyDirectory: URL,
                 imageDirectory: URL, bcryptCost: UInt8 = 12, tokenLifetime: TimeInterval = 3600) {
@@ -46,6 +56,7 @@ public final class Cloud: Sendable {
     public let identity: IdentityService
     public let image: ImageService
     public let placement: PlacementService
+    public let compute: ComputeService
     public let logger: Logger
 
     /// Services the catalog lists; grows as services are implemented.
@@ -53,9 +64,10 @@ public final class Cloud: Sendable {
         CatalogEntry(type: "identity", name: "keystone", path: IdentityAPI.prefix),
         CatalogEntry(type: "image", name: "glance", path: ImageAPI.prefix),
         CatalogEntry(type: "placement", name: "placement", path: PlacementAPI.prefix),
+        CatalogEntry(type: "compute", name: "nova", path: ComputeAPI.prefix + "/v2.1"),
     ]
 
-    public static func migrations() -> [Migration] { IdentitySchema.migrations + ImageSchema.migrations + PlacementSchema.migrations }
+    public static func migrations() -> [Migration] { IdentitySchema.migrations + ImageSchema.migrations + PlacementSchema.migrations + ComputeSchema.migrations }
 
     /// Opens the database and applies pending migrations.
     public init(configuration: CloudConfiguration, logger: Logger) async throws {
@@ -79,6 +91,13 @@ public final class Cloud: Sendable {
                 logger: logger)
             try await image.recover()
             placement = PlacementService(database: database, logger: logger)
+            var computeConfiguration = ComputeConfiguration(publicURL: configuration.publicURL)
+            computeConfiguration.maxAttempts = configuration.maxBuildAttempts
+            computeConfiguration.serviceDownTime = configuration.serviceDownTime
+            computeConfiguration.defaultQuotas.merge(configuration.defaultQuotas) { _, new in new }
+            if configuration.stackScheduling { computeConfiguration.scheduler = .stack }
+            compute = ComputeService(database: database, placement: placement, images: ImageCatalog(image: image),
+                                     configuration: computeConfiguration, logger: logger)
         } catch {
             // The pool must be shut down before it is released, even when start-up fails.
             await database.shutdown()
@@ -87,12 +106,14 @@ public final class Cloud: Sendable {
     }
 
     public func bootstrap(passwords: [String: String] = [:]) async throws -> IdentityService.BootstrapResult {
-        try await identity.bootstrap(catalog: Self.catalog, passwords: passwords)
+        let result = try await identity.bootstrap(catalog: Self.catalog, passwords: passwords)
+        try await compute.seedFlavors()
+        return result
     }
 
     public var gateway: Gateway {
         Gateway(services: [IdentityAPI.routes(identity), ImageAPI.routes(image, publicURL: configuration.publicURL),
-                           PlacementAPI.routes(placement)],
+                           PlacementAPI.routes(placement), ComputeAPI.routes(compute, publicURL: configuration.publicURL)],
                 validator: identity)
     }
 
@@ -103,7 +124,7 @@ public final class Cloud: Sendable {
         let app = Application(
             router: router(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "nimbus"),
-            services: [identity],
+            services: [identity, ComputeRuntime(compute: compute, hosts: configuration.localHosts, logger: logger)],
             onServerRunning: { _ in await onReady() },
             logger: logger)
         do {

@@ -20,18 +20,27 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("\(config): 'listen' must be HOST:PORT")
         }
         let logger = makeLogger(settings["log_level"].flatMap(Logger.Level.init(rawValue:)) ?? .info)
-        let configuration = CloudConfiguration(
+        var configuration = CloudConfiguration(
             databaseURL: database, host: listen.host, port: listen.port, publicURL: settings["public_url"],
             keyDirectory: URL(fileURLWithPath: settings["key_dir"] ?? "/var/lib/nimbus/token-keys"),
             imageDirectory: URL(fileURLWithPath: settings["image_dir"] ?? "/var/lib/nimbus/images"),
             bcryptCost: settings["bcrypt_cost"].flatMap(UInt8.init) ?? 12)
+        // A control-plane replica runs hosts only when asked (`fake_hosts = N`), for tests on PostgreSQL.
+        if let count = settings["fake_hosts"].flatMap(Int.init), count > 0 {
+            var hosts = LocalHosts()
+            hosts.count = count
+            configuration.localHosts = hosts
+        } else {
+            configuration.localHosts = nil
+        }
         let cloud = try await Cloud(configuration: configuration, logger: logger)
         let result = try await cloud.bootstrap(passwords: settings["admin_password"].map { ["admin": $0] } ?? [:])
         for (user, password) in result.createdPasswords.sorted(by: { $0.key < $1.key }) {
             announce("created user \(user) with password \(password)")
         }
+        let publicURL = configuration.publicURL
         try await cloud.run {
-            announce("Nimbus is ready at \(configuration.publicURL) (database \(Database.redacted(database)))")
+            announce("Nimbus is ready at \(publicURL) (database \(Database.redacted(database)))")
         }
     }
 }

@@ -3,6 +3,8 @@ import Cloud
 import Foundation
 import Logging
 
+extension DriverKind: ExpressibleByArgument {}
+
 /// `nimbus up`: the whole cloud in one process on an embedded SQLite database.
 struct Up: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Start an all-in-one cloud (SQLite, every service, one listener).")
@@ -25,6 +27,42 @@ struct Up: AsyncParsableCommand {
     @Option(help: "Bytes of image data a project may store.")
     var imageQuotaBytes: Int64 = 100 << 30
 
+    @Option(help: "Hypervisor driver of the local compute hosts (fake until the QEMU driver lands).")
+    var driver: DriverKind = .fake
+
+    @Option(help: "Compute hosts to run in this process (named DRIVER-0, DRIVER-1, ...).")
+    var fakeHosts: Int = 1
+
+    @Option(help: "vCPUs of each fake host.")
+    var fakeVcpus: Int = 16
+
+    @Option(help: "Memory (MB) of each fake host.")
+    var fakeRamMb: Int = 32768
+
+    @Option(help: "Disk (GB) of each fake host.")
+    var fakeDiskGb: Int = 400
+
+    @Option(help: "Latency (ms) the fake driver adds to every operation.")
+    var fakeLatencyMs: Int = 0
+
+    @Option(help: "Probability (0...1) that a fake build fails.")
+    var fakeFailureRate: Double = 0
+
+    @Option(help: "Comma-separated fake hosts whose builds always fail.")
+    var fakeFailingHosts: String = ""
+
+    @Option(help: "Builds of one server before it goes to ERROR.")
+    var schedulerMaxAttempts: Int = 3
+
+    @Flag(help: "Pack servers onto the fewest hosts instead of spreading them.")
+    var stackScheduling = false
+
+    @Option(help: "Default per-project instance quota.")
+    var quotaInstances: Int64 = 10
+
+    @Option(help: "Seconds without a heartbeat after which a compute service is down.")
+    var serviceDownTime: Double = 60
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -39,6 +77,18 @@ struct Up: AsyncParsableCommand {
             bcryptCost: bcryptCost)
         configuration.imageQuotaCount = imageQuotaCount
         configuration.imageQuotaBytes = imageQuotaBytes
+        var hosts = LocalHosts()
+        hosts.driver = driver
+        hosts.count = max(0, fakeHosts)
+        hosts.fake = .init(vcpus: fakeVcpus, memoryMB: fakeRamMb, diskGB: fakeDiskGb, latency: .milliseconds(fakeLatencyMs),
+                           failureRate: fakeFailureRate)
+        hosts.failingHosts = Set(fakeFailingHosts.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        hosts.heartbeatInterval = .seconds(max(1, min(10, serviceDownTime / 4)))
+        configuration.localHosts = hosts
+        configuration.maxBuildAttempts = max(1, schedulerMaxAttempts)
+        configuration.serviceDownTime = serviceDownTime
+        configuration.stackScheduling = stackScheduling
+        configuration.defaultQuotas["instances"] = quotaInstances
         let cloud = try await Cloud(configuration: configuration, logger: logger)
         let credentials = CredentialsFile(directory: state)
         var passwords = try credentials.load()

@@ -1,0 +1,47 @@
+import Hypervisor
+
+/// What an agent must do to one guest; the control plane derives it from the instance's task.
+public enum AgentTask: String, Sendable {
+    case spawn, destroy, powerOff, powerOn, rebootSoft, rebootHard, pause, unpause, suspend, resume, resize, revertResize, rebuild
+}
+
+/// One unit of work for a host: converge guest `spec.uuid` by doing `task`.
+public struct Assignment: Sendable, Equatable {
+    public var task: AgentTask
+    /// The instance's task_state when this was handed out; the report carries it back so that a
+    /// result for a task since superseded (say, a spawn finished after delete was asked) is ignored.
+    public var taskState: String
+    public var spec: GuestSpec
+
+    public init(task: AgentTask, taskState: String, spec: GuestSpec) {
+        self.task = task
+        self.taskState = taskState
+        self.spec = spec
+    }
+}
+
+public enum TaskOutcome: Sendable, Equatable {
+    /// Done; the guest's power afterwards (`noState` when it no longer exists).
+    case done(GuestPower)
+    case failed(String)
+}
+
+/// The control plane as an agent sees it. In one process it is the Compute service itself;
+/// split, it is the internal API over HTTP with a per-host credential. Agents never touch the
+/// database.
+public protocol AgentControlPlane: Sendable {
+    /// Registers (or re-registers) the host's compute service and resource provider.
+    func register(host: String, zone: String, facts: HostFacts, link: any AgentLink) async throws
+    func heartbeat(host: String) async throws
+    /// Pending work for the host; waits up to `wait` for some to appear (long poll).
+    func work(host: String, wait: Duration) async throws -> [Assignment]
+    func report(host: String, instance: String, taskState: String, outcome: TaskOutcome) async throws
+    /// The guests the host runs and their power. - Returns: which of them belong to no live
+    /// instance of this host (the agent stops them).
+    func sync(host: String, guests: [String: GuestPower]) async throws -> Set<String>
+}
+
+/// What the control plane may ask a host directly, outside the work queue.
+public protocol AgentLink: Sendable {
+    func consoleOutput(_ uuid: String, lines: Int?) async throws -> String
+}

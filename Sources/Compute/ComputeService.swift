@@ -1,0 +1,193 @@
+import Agent
+import Foundation
+import Logging
+import NimbusCore
+import Placement
+import SQLKit
+import Scheduler
+import Store
+
+/// An image as Compute needs to know it to boot from it.
+public struct ImageFacts: Sendable {
+    public var id: String
+    public var name: String
+    public var status: String
+    public var minDiskGB: Int64
+    public var minRAMMB: Int64
+    public var sizeBytes: Int64
+    public var properties: [String: String]
+
+    public init(id: String, name: String, status: String, minDiskGB: Int64, minRAMMB: Int64, sizeBytes: Int64,
+                properties: [String: String]) {
+        self.id = id
+        self.name = name
+        self.status = status
+        self.minDiskGB = minDiskGB
+        self.minRAMMB = minRAMMB
+        self.sizeBytes = sizeBytes
+        self.properties = properties
+    }
+}
+
+/// The Image service as Compute calls it (in-process, or over HTTP when split).
+public protocol ImageLookup: Sendable {
+    /// The image if `caller` may see it, else nil.
+    func image(_ id: String, caller: AuthContext) async throws -> ImageFacts?
+}
+
+public struct ComputeConfiguration: Sendable {
+    /// What clients reach, for `links`.
+    public var publicURL: String
+    /// Builds of one instance before it goes to ERROR (Nova's `max_attempts`).
+    public var maxAttempts = 3
+    /// A service that has not reported for this long is `down` (Nova's `service_down_time`).
+    public var serviceDownTime: TimeInterval = 60
+    public var scheduler = SchedulerConfiguration.spread
+    /// Quotas of projects that have no limit of their own, as Nova's defaults.
+    public var defaultQuotas: [String: Int64] = ComputeConfiguration.novaDefaultQuotas
+    /// The control plane's host name, shown for nova-scheduler and nova-conductor.
+    public var controlHost: String
+
+    public static let novaDefaultQuotas: [String: Int64] = [
+        "instances": 10, "cores": 20, "ram": 51200, "key_pairs": 100, "server_groups": 10,
+        "server_group_members": 10, "metadata_items": 128, "injected_files": 5,
+        "injected_file_content_bytes": 10240, "injected_file_path_bytes": 255,
+    ]
+
+    public init(publicURL: String, controlHost: String = ProcessInfo.processInfo.hostName) {
+        self.publicURL = publicURL
+        self.controlHost = controlHost
+    }
+}
+
+/// Nova: servers and everything around them. The API writes intent (instance rows whose
+/// `task_state` is the pending work); the scheduler loop in this service places new instances
+/// through Placement; agents converge their hosts and report back through `AgentControlPlane`.
+public final class ComputeService: Sendable {
+    public typealias Record = RecordTable.Record
+
+    public let database: Database
+    public let placement: PlacementService
+    let images: any ImageLookup
+    public let configuration: ComputeConfiguration
+    let logger: Logger
+    /// Wakes the scheduler when an instance needs placing.
+    let schedulerWake = WakeSignal()
+    /// Per host: wakes its agent's long poll when it has work.
+    let hostWakes = WakeSignals()
+    /// In-process links to agents, for requests outside the work queue (console output).
+    let links = AgentLinks()
+
+    public init(database: Database, placement: PlacementService, images: any ImageLookup,
+                configuration: ComputeConfiguration, logger: Logger) {
+        self.database = database
+        self.placement = placement
+        self.images = images
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    static func now() -> String { Timestamp.keystone(Date()) }
+
+    /// An instance the caller may see. - Throws: 404 as Nova words it, for absent, deleted and
+    /// other projects' servers alike.
+    func instance(_ id: String, _ caller: AuthContext, on db: any SQLDatabase, forUpdate: Bool = false) async throws -> Instance {
+        let record = forUpdate ? try await ComputeSchema.instances.fetchForUpdate(id, on: db) : try await ComputeSchema.instances.fetch(id, on: db)
+        guard let record else { throw NimbusError.notFound("Instance \(id) could not be found.") }
+        let instance = Instance(record: record)
+        guard !instance.deleted, caller.isAdmin || instance.projectID == caller.projectID else {
+            throw NimbusError.notFound("Instance \(id) could not be found.")
+        }
+        return instance
+    }
+
+    public func instance(_ id: String, caller: AuthContext) async throws -> Instance {
+        try await database.read { try await self.instance(id, caller, on: $0) }
+    }
+
+    func save(_ instance: Instance, on db: any SQLDatabase) async throws {
+        var instance = instance
+        instance.updatedAt = Self.now()
+        try await ComputeSchema.instances.update(instance.id, instance.record, on: db)
+    }
+}
+
+/// A wake-up for one waiting loop: `notify` releases current waiters, or the next one if none waits.
+final class WakeSignal: Sendable {
+    private let state = LockedState()
+
+    private final class LockedState: @unchecked Sendable {
+        let lock = NSLock()
+        var pending = false
+        var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
+    }
+
+    func notify() {
+        state.lock.lock()
+        let waiters = state.waiters
+        state.waiters = [:]
+        state.pending = waiters.isEmpty
+        state.lock.unlock()
+        for waiter in waiters.values { waiter.resume() }
+    }
+
+    /// Returns at the next `notify` (or at once if one came since the last wait), or after `timeout`.
+    func wait(timeout: Duration) async {
+        let id = UUID()
+        await withCheckedContinuation { continuation in
+            state.lock.lock()
+            if state.pending {
+                state.pending = false
+                state.lock.unlock()
+                continuation.resume()
+                return
+            }
+            state.waiters[id] = continuation
+            state.lock.unlock()
+            // Started only once registered, so a timeout can never miss its waiter.
+            Task {
+                try? await Task.sleep(for: timeout)
+                self.release(id)
+            }
+        }
+    }
+
+    private func release(_ id: UUID) {
+        state.lock.lock()
+        let waiter = state.waiters.removeValue(forKey: id)
+        state.lock.unlock()
+        waiter?.resume()
+    }
+}
+
+/// One `WakeSignal` per key (host), made on first use.
+final class WakeSignals: Sendable {
+    private let lock = NSLock()
+    nonisolated(unsafe) private var signals: [String: WakeSignal] = [:]
+
+    func signal(_ key: String) -> WakeSignal {
+        lock.lock()
+        defer { lock.unlock() }
+        if let signal = signals[key] { return signal }
+        let signal = WakeSignal()
+        signals[key] = signal
+        return signal
+    }
+}
+
+final class AgentLinks: Sendable {
+    private let lock = NSLock()
+    nonisolated(unsafe) private var links: [String: any AgentLink] = [:]
+
+    func set(_ host: String, _ link: any AgentLink) {
+        lock.lock()
+        links[host] = link
+        lock.unlock()
+    }
+
+    func link(_ host: String) -> (any AgentLink)? {
+        lock.lock()
+        defer { lock.unlock() }
+        return links[host]
+    }
+}

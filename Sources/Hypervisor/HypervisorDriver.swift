@@ -1,0 +1,108 @@
+import Foundation
+
+/// What a driver needs to create one guest; the agent builds it from the instance's desired state.
+public struct GuestSpec: Sendable, Equatable {
+    public var uuid: String
+    public var name: String
+    public var hostname: String
+    public var vcpus: Int
+    public var memoryMB: Int
+    public var rootGB: Int
+    public var ephemeralGB: Int
+    public var swapMB: Int
+    public var imageID: String
+    public var userData: String?
+    public var metadata: [String: String]
+    public var publicKeys: [String: String]
+    public var extraSpecs: [String: String]
+    public var projectID: String
+    public var availabilityZone: String
+    public var launchIndex: Int
+
+    public init(uuid: String, name: String, hostname: String, vcpus: Int, memoryMB: Int, rootGB: Int, ephemeralGB: Int = 0,
+                swapMB: Int = 0, imageID: String, userData: String? = nil, metadata: [String: String] = [:],
+                publicKeys: [String: String] = [:], extraSpecs: [String: String] = [:], projectID: String = "",
+                availabilityZone: String = "nova", launchIndex: Int = 0) {
+        self.uuid = uuid
+        self.name = name
+        self.hostname = hostname
+        self.vcpus = vcpus
+        self.memoryMB = memoryMB
+        self.rootGB = rootGB
+        self.ephemeralGB = ephemeralGB
+        self.swapMB = swapMB
+        self.imageID = imageID
+        self.userData = userData
+        self.metadata = metadata
+        self.publicKeys = publicKeys
+        self.extraSpecs = extraSpecs
+        self.projectID = projectID
+        self.availabilityZone = availabilityZone
+        self.launchIndex = launchIndex
+    }
+}
+
+/// A guest's power as the hypervisor sees it; numbers are Nova's `power_state` values.
+public enum GuestPower: Int, Sendable {
+    case noState = 0
+    case running = 1
+    case paused = 3
+    case shutdown = 4
+    case crashed = 6
+    case suspended = 7
+}
+
+/// What a host offers, reported as its resource provider's inventory and in `os-hypervisors`.
+public struct HostFacts: Sendable, Equatable {
+    public var vcpus: Int
+    public var memoryMB: Int
+    public var diskGB: Int
+    public var hypervisorType: String
+    public var hypervisorVersion: Int
+    /// "kvm" or "tcg" for QEMU, "fake" for the fake driver.
+    public var accelerator: String
+    public var cpuInfo: String
+
+    public init(vcpus: Int, memoryMB: Int, diskGB: Int, hypervisorType: String, hypervisorVersion: Int = 1000,
+                accelerator: String, cpuInfo: String = "{}") {
+        self.vcpus = vcpus
+        self.memoryMB = memoryMB
+        self.diskGB = diskGB
+        self.hypervisorType = hypervisorType
+        self.hypervisorVersion = hypervisorVersion
+        self.accelerator = accelerator
+        self.cpuInfo = cpuInfo
+    }
+}
+
+/// A driver's failure, with the message shown as the instance fault.
+public struct HypervisorError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// One hypervisor on one host, as nova-compute's virt driver: the agent calls it to converge
+/// guests to their desired state. Every method is idempotent where the state allows (destroying
+/// a missing guest succeeds, powering off a stopped one does nothing), because an agent that
+/// restarts replays the operation it was in.
+public protocol HypervisorDriver: Sendable {
+    func hostFacts() async throws -> HostFacts
+    /// Every guest this host runs, by instance uuid.
+    func guests() async throws -> [String: GuestPower]
+    func spawn(_ spec: GuestSpec) async throws
+    func destroy(_ uuid: String) async throws
+    func powerOff(_ uuid: String) async throws
+    func powerOn(_ uuid: String) async throws
+    func reboot(_ uuid: String, hard: Bool) async throws
+    func pause(_ uuid: String) async throws
+    func unpause(_ uuid: String) async throws
+    func suspend(_ uuid: String) async throws
+    func resume(_ uuid: String) async throws
+    /// Gives a guest a new flavor (memory, CPUs, disk grow), keeping its data.
+    func resize(_ spec: GuestSpec) async throws
+    /// Recreates a guest from `spec` (possibly a new image), keeping its identity.
+    func rebuild(_ spec: GuestSpec) async throws
+    /// The last `lines` lines of the serial console (all when nil).
+    func consoleOutput(_ uuid: String, lines: Int?) async throws -> String
+}
