@@ -136,6 +136,12 @@ public final class Cloud: Sendable {
         await database.shutdown()
     }
 
+    /// The scheduler and local hosts' agents, without the HTTP listener (for in-process tests);
+    /// returns when the calling task is cancelled.
+    public func runCompute() async {
+        await ComputeRuntime(compute: compute, hosts: configuration.localHosts, logger: logger).runLoops()
+    }
+
     public func shutdown() async {
         await database.shutdown()
     }

@@ -33,7 +33,11 @@ struct ComputeRuntime: Service {
     let logger: Logger
 
     func run() async throws {
-        await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown { await runLoops() }
+    }
+
+    /// Runs until the task is cancelled.
+    func runLoops() async {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await compute.runScheduler() }
                 if let hosts {
@@ -49,6 +53,5 @@ struct ComputeRuntime: Service {
                 }
                 await group.waitForAll()
             }
-        }
     }
 }

@@ -26,9 +26,19 @@ public enum TestCloud {
         do {
             let passwords = try await cloud.bootstrap().createdPasswords
             let app = Application(router: cloud.router(), logger: logger)
-            let result = try await app.test(.router) { client in
-                try await body(TestSession(client: client, cloud: cloud, passwords: passwords))
+            let compute = Task { await cloud.runCompute() }
+            let result: T
+            do {
+                result = try await app.test(.router) { client in
+                    try await body(TestSession(client: client, cloud: cloud, passwords: passwords))
+                }
+            } catch {
+                compute.cancel()
+                await compute.value
+                throw error
             }
+            compute.cancel()
+            await compute.value
             await cloud.shutdown()
             TestDatabase.remove(configuration.databaseURL, keys)
             return result
