@@ -36,12 +36,43 @@ public protocol AgentControlPlane: Sendable {
     /// Pending work for the host; waits up to `wait` for some to appear (long poll).
     func work(host: String, wait: Duration) async throws -> [Assignment]
     func report(host: String, instance: String, taskState: String, outcome: TaskOutcome) async throws
-    /// The guests the host runs and their power. - Returns: which of them belong to no live
-    /// instance of this host (the agent stops them).
-    func sync(host: String, guests: [String: GuestPower]) async throws -> Set<String>
+    /// Every live instance on the host, for the periodic power sync.
+    func instances(host: String) async throws -> [String: InstanceBaseline]
+    /// Records power the host observed for instances at rest; each applies only if the instance
+    /// has not changed since its baseline was read (so a sync never overwrites newer work).
+    func observe(host: String, _ observations: [PowerObservation]) async throws
+    /// Which of `guests` belong to no live instance of this host now (the agent stops them).
+    func orphans(host: String, among guests: Set<String>) async throws -> Set<String>
 }
 
 /// What the control plane may ask a host directly, outside the work queue.
 public protocol AgentLink: Sendable {
     func consoleOutput(_ uuid: String, lines: Int?) async throws -> String
+}
+
+/// An instance as the control plane last recorded it, for comparing with what the host sees.
+public struct InstanceBaseline: Sendable, Equatable {
+    /// The instance's `updated_at`, the version an observation is checked against.
+    public var updatedAt: String
+    /// No task in flight: the recorded power should match the guest.
+    public var atRest: Bool
+    public var power: GuestPower
+
+    public init(updatedAt: String, atRest: Bool, power: GuestPower) {
+        self.updatedAt = updatedAt
+        self.atRest = atRest
+        self.power = power
+    }
+}
+
+public struct PowerObservation: Sendable, Equatable {
+    public var instance: String
+    public var baselineUpdatedAt: String
+    public var power: GuestPower
+
+    public init(instance: String, baselineUpdatedAt: String, power: GuestPower) {
+        self.instance = instance
+        self.baselineUpdatedAt = baselineUpdatedAt
+        self.power = power
+    }
 }

@@ -84,14 +84,27 @@ public actor ComputeAgent: AgentLink {
         }
     }
 
-    /// Reports every guest's power and stops guests no instance here owns.
+    /// Reports guests whose power differs from what the control plane recorded, and stops guests
+    /// no instance here owns. The baseline is read before the driver is asked, so a guest that
+    /// changes in between is compared against an instance that changed too, and skipped.
     public func syncOnce() async {
         do {
-            let guests = try await driver.guests().filter { !inFlight.contains($0.key) }
-            let orphans = try await controlPlane.sync(host: configuration.host, guests: guests)
-            for uuid in orphans where !inFlight.contains(uuid) {
-                logger.warning("stopping guest \(uuid): no instance on this host owns it")
-                try? await driver.destroy(uuid)
+            let baseline = try await controlPlane.instances(host: configuration.host)
+            let guests = try await driver.guests()
+            var observations: [PowerObservation] = []
+            for (uuid, recorded) in baseline where recorded.atRest && !inFlight.contains(uuid) {
+                let power = guests[uuid] ?? .noState
+                if power != recorded.power {
+                    observations.append(PowerObservation(instance: uuid, baselineUpdatedAt: recorded.updatedAt, power: power))
+                }
+            }
+            if !observations.isEmpty { try await controlPlane.observe(host: configuration.host, observations) }
+            let unknown = Set(guests.keys).subtracting(baseline.keys).subtracting(inFlight)
+            if !unknown.isEmpty {
+                for uuid in try await controlPlane.orphans(host: configuration.host, among: unknown) where !inFlight.contains(uuid) {
+                    logger.warning("stopping guest \(uuid): no instance on this host owns it")
+                    try? await driver.destroy(uuid)
+                }
             }
         } catch {
             logger.warning("sync failed: \(error)")

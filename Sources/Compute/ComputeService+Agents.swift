@@ -12,6 +12,7 @@ struct ComputeNode: Sendable {
     var host: String
     var uuid: String
     var zone: String
+    var aggregateMetadata: [[String: String]]
     var isUp: Bool
     var isEnabled: Bool
     var supportedInstances: [SupportedInstance]
@@ -246,25 +247,47 @@ extension ComputeService: AgentControlPlane {
         }
     }
 
-    /// Records observed power for instances at rest on `host` and names guests nobody owns.
-    public func sync(host: String, guests: [String: GuestPower]) async throws -> Set<String> {
+    public func instances(host: String) async throws -> [String: InstanceBaseline] {
+        let rows = try await database.read { db in
+            try await ComputeSchema.instances.list([.init("host", .equal, .string(host)), .init("deleted", .equal, .bool(false))], on: db)
+        }
+        var out: [String: InstanceBaseline] = [:]
+        for instance in rows.map(Instance.init(record:)) {
+            let atRest = instance.taskState == nil && instance.vmState != .building && instance.vmState != .error
+            out[instance.id] = InstanceBaseline(updatedAt: instance.updatedAt, atRest: atRest,
+                                                power: GuestPower(rawValue: Int(instance.powerState)) ?? .noState)
+        }
+        return out
+    }
+
+    public func observe(host: String, _ observations: [PowerObservation]) async throws {
         try await database.transaction { db in
-            let rows = try await ComputeSchema.instances.list([.init("host", .equal, .string(host)), .init("deleted", .equal, .bool(false))], on: db)
-            var owned = Set<String>()
-            for row in rows {
+            for observation in observations {
+                guard let row = try await ComputeSchema.instances.fetchForUpdate(observation.instance, on: db) else { continue }
                 var instance = Instance(record: row)
-                owned.insert(instance.id)
-                guard instance.taskState == nil, instance.vmState != .building, instance.vmState != .error else { continue }
-                let observed = Int64((guests[instance.id] ?? .noState).rawValue)
-                guard observed != instance.powerState else { continue }
+                guard instance.host == host, !instance.deleted, instance.taskState == nil,
+                      instance.updatedAt == observation.baselineUpdatedAt else { continue }
+                let observed = Int64(observation.power.rawValue)
                 instance.powerState = observed
                 // A guest that stopped by itself (or vanished) is SHUTOFF, as Nova's power sync decides.
-                if instance.vmState == .active && (observed == Int64(GuestPower.shutdown.rawValue) || observed == 0) {
+                if instance.vmState == .active && (observation.power == .shutdown || observation.power == .noState) {
                     instance.vmState = .stopped
+                    self.logger.warning("instance \(instance.id) on \(host) stopped outside Nimbus's control")
                 }
                 try await self.save(instance, on: db)
             }
-            return Set(guests.keys).subtracting(owned)
+        }
+    }
+
+    public func orphans(host: String, among guests: Set<String>) async throws -> Set<String> {
+        try await database.read { db in
+            var orphans = Set<String>()
+            for uuid in guests {
+                let row = try await ComputeSchema.instances.fetch(uuid, on: db)
+                let instance = row.map(Instance.init(record:))
+                if instance == nil || instance?.deleted == true || instance?.host != host { orphans.insert(uuid) }
+            }
+            return orphans
         }
     }
 
@@ -275,11 +298,15 @@ extension ComputeService: AgentControlPlane {
             try await ComputeSchema.services.list([.init("service_binary", .equal, "nova-compute")], on: db)
         }
         let now = Date().timeIntervalSince1970
+        let aggregates = try await aggregatesByHost()
         var out: [String: ComputeNode] = [:]
         for row in rows {
             guard let uuid = row.string("node_uuid"), let host = row.string("host") else { continue }
+            let metadata = aggregates[host] ?? []
+            // An aggregate's zone becomes its hosts' zone, as in Nova.
+            let zone = metadata.compactMap { $0["availability_zone"] }.first ?? row.string("zone") ?? "nova"
             out[uuid] = ComputeNode(
-                host: host, uuid: uuid, zone: row.string("zone") ?? "nova", isUp: isUp(row, now: now),
+                host: host, uuid: uuid, zone: zone, aggregateMetadata: metadata, isUp: isUp(row, now: now),
                 isEnabled: row["disabled"]?.boolValue != true,
                 supportedInstances: [SupportedInstance(architecture: "x86_64", hypervisorType: row["facts"]?["hypervisor_type"]?.stringValue ?? "qemu", vmMode: "hvm")])
         }

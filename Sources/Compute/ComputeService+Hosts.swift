@@ -195,7 +195,9 @@ extension ComputeService {
             out["current_workload"] = 0
             out["running_vms"] = .int(Int64(running))
             out["disk_available_least"] = .int(disk - (used["DISK_GB"] ?? 0))
-            out["cpu_info"] = facts["cpu_info"] ?? "{}"
+            // A JSON object from 2.28, a string holding one before.
+            let cpuInfo = facts["cpu_info"]?.stringValue ?? "{}"
+            out["cpu_info"] = version >= 28 ? ((try? JSONValue.parse(Array(cpuInfo.utf8))) ?? [:]) : .string(cpuInfo)
         } else {
             out["uptime"] = .null
         }
@@ -272,6 +274,8 @@ extension ComputeService {
 extension ComputeService {
     /// Each compute host's `host_status` (2.16): UP, DOWN or MAINTENANCE (disabled).
     func hostStates() async throws -> [String: String] {
+        // Admins poll servers often; host state changes on a heartbeat scale, so a second-old view is enough.
+        if let cached = hostStateCache.value(maxAge: 1) { return cached }
         let rows = try await database.read { db in
             try await ComputeSchema.services.list([.init("service_binary", .equal, "nova-compute")], on: db)
         }
@@ -280,6 +284,19 @@ extension ComputeService {
             guard let host = row.string("host") else { continue }
             out[host] = !isUp(row) ? "DOWN" : (row["disabled"]?.boolValue == true ? "MAINTENANCE" : "UP")
         }
+        hostStateCache.store(out)
         return out
+    }
+}
+
+extension ComputeService {
+    /// The host's uptime line as `uptime` prints it, which is what Nova's hypervisor uptime returns.
+    static func hostUptime() -> String {
+        let seconds = (try? String(contentsOfFile: "/proc/uptime", encoding: .utf8))?.split(separator: " ").first.flatMap { Double($0) } ?? 0
+        let load = ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "0 0 0").split(separator: " ").prefix(3).joined(separator: ", ")
+        let days = Int(seconds) / 86400, hours = Int(seconds) % 86400 / 3600, minutes = Int(seconds) % 3600 / 60
+        let clock = Timestamp.seconds(Date()).dropFirst(11).prefix(8)
+        let up = days > 0 ? "\(days) day\(days == 1 ? "" : "s"), \(hours):\(minutes < 10 ? "0" : "")\(minutes)" : "\(hours):\(minutes < 10 ? "0" : "")\(minutes)"
+        return " \(clock) up \(up),  0 users,  load average: \(load)"
     }
 }

@@ -36,9 +36,15 @@ extension ComputeService {
         }.map(Instance.init(record:))
         guard !waiting.isEmpty else { return 0 }
         let nodes = try await computeNodes()
+        // Image properties feed the ImagePropertiesFilter; a burst usually boots few images.
+        var properties: [String: [String: String]] = [:]
+        for imageID in Set(waiting.map(\.imageRef)) {
+            let owner = waiting.first { $0.imageRef == imageID }?.projectID ?? ""
+            properties[imageID] = (try? await images.image(imageID, caller: Self.systemCaller(project: owner)))??.properties ?? [:]
+        }
         for instance in waiting {
             do {
-                try await schedule(instance, nodes: nodes)
+                try await schedule(instance, nodes: nodes, imageProperties: properties[instance.imageRef] ?? [:])
             } catch {
                 logger.error("scheduling \(instance.id) failed: \(error)")
             }
@@ -48,7 +54,7 @@ extension ComputeService {
 
     /// Chooses a host for one instance and claims its resources there, or puts it in ERROR with
     /// "No valid host was found" when none fits.
-    func schedule(_ instance: Instance, nodes: [String: ComputeNode]) async throws {
+    func schedule(_ instance: Instance, nodes: [String: ComputeNode], imageProperties: [String: String]) async throws {
         let started = Self.now()
         let candidates = try await placement.allocationCandidates(CandidateRequest(resources: instance.flavor.resources))
         var hosts: [HostCandidate] = []
@@ -58,13 +64,12 @@ extension ComputeService {
             hosts.append(HostCandidate(
                 host: node.host, providerUUID: node.uuid, availabilityZone: node.zone, isUp: node.isUp, isEnabled: node.isEnabled,
                 resources: candidate.resources.mapValues { ResourceAmount(capacity: $0.capacity, used: $0.used) },
-                aggregateMetadata: [], supportedInstances: node.supportedInstances, instanceCount: 0))
+                aggregateMetadata: node.aggregateMetadata, supportedInstances: node.supportedInstances, instanceCount: 0))
         }
-        let image = try? await images.image(instance.imageRef, caller: Self.systemCaller(project: instance.projectID))
         var spec = RequestSpec(
             projectID: instance.projectID, vcpus: instance.flavor.vcpus, memoryMB: instance.flavor.ram, diskGB: instance.flavor.disk,
             availabilityZone: instance.availabilityZone, requestedHost: instance.schedulerHints["nimbus:requested_host"]?.stringValue,
-            imageProperties: image?.properties ?? [:], serverGroup: nil, ignoreHosts: Set(instance.failedHosts))
+            imageProperties: imageProperties, serverGroup: nil, ignoreHosts: Set(instance.failedHosts))
         if let group = instance.serverGroup { spec.serverGroup = try await groupSpec(group, excluding: instance.id) }
         let decision = Scheduler.rank(spec, among: hosts, configuration: configuration.scheduler)
         for host in decision.hosts {

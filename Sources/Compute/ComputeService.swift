@@ -77,6 +77,7 @@ public final class ComputeService: Sendable {
     let hostWakes = WakeSignals()
     /// In-process links to agents, for requests outside the work queue (console output).
     let links = AgentLinks()
+    let hostStateCache = RecentValue<[String: String]>()
 
     public init(database: Database, placement: PlacementService, images: any ImageLookup,
                 configuration: ComputeConfiguration, logger: Logger) {
@@ -189,5 +190,24 @@ final class AgentLinks: Sendable {
         lock.lock()
         defer { lock.unlock() }
         return links[host]
+    }
+}
+
+/// A value kept for a short while, to spare repeated reads of slowly changing state.
+final class RecentValue<Value: Sendable>: Sendable {
+    private let lock = NSLock()
+    nonisolated(unsafe) private var stored: (value: Value, at: Date)?
+
+    func value(maxAge: TimeInterval) -> Value? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let stored, Date().timeIntervalSince(stored.at) < maxAge else { return nil }
+        return stored.value
+    }
+
+    func store(_ value: Value) {
+        lock.lock()
+        stored = (value, Date())
+        lock.unlock()
     }
 }

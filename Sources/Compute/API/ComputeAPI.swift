@@ -82,6 +82,7 @@ public enum ComputeAPI {
         registerFlavors(&table, service)
         registerKeypairs(&table, service)
         registerAdmin(&table, service)
+        registerAggregates(&table, service)
         return table.routes
     }
 
@@ -131,7 +132,7 @@ public enum ComputeAPI {
                 } else {
                     body["servers"] = .array(servers.map(call.views.summary))
                 }
-                if more, let last = servers.last {
+                if more || (query.limit != nil && servers.count == query.limit), let last = servers.last {
                     var items = request.uri.queryParameters.filter { $0.key != "marker" }.map { "\($0.key)=\($0.value)" }
                     items.append("marker=\(last.id)")
                     body["servers_links"] = [["rel": "next", "href": .string("\(publicURLOf(call))/v2.1/servers\(detail ? "/detail" : "")?\(items.joined(separator: "&"))")]]
@@ -513,6 +514,12 @@ public enum ComputeAPI {
         table.add(.get, "/os-hypervisors/statistics") { _, _, call in
             .json(try await service.hypervisorStatistics(caller: call.caller))
         }
+        table.add(.get, "/os-hypervisors/{id}/uptime") { _, context, call in
+            var view = try await service.hypervisor(context.path("id"), caller: call.caller, version: 1).objectValue ?? [:]
+            view = view.filter { ["id", "hypervisor_hostname", "state", "status"].contains($0.key) }
+            view["uptime"] = .string(ComputeService.hostUptime())
+            return .json(["hypervisor": .object(view)])
+        }
         table.add(.get, "/os-hypervisors/{id}") { _, context, call in
             .json(["hypervisor": try await service.hypervisor(context.path("id"), caller: call.caller, version: call.version)])
         }
@@ -526,6 +533,28 @@ public enum ComputeAPI {
             let (start, end) = try usagePeriod(request)
             let usages = try await service.usage(projectID: context.path("id"), start: start, end: end, detailed: true, caller: call.caller)
             return .json(["tenant_usage": usages.first ?? [:]])
+        }
+    }
+
+    static func registerAggregates(_ table: inout Table, _ service: ComputeService) {
+        table.add(.get, "/os-aggregates") { _, _, call in
+            .json(["aggregates": .array(try await service.aggregates(caller: call.caller).map(call.views.aggregate))])
+        }
+        table.add(.post, "/os-aggregates") { request, context, call in
+            .json(["aggregate": call.views.aggregate(try await service.createAggregate(try await request.json(context: context), caller: call.caller))])
+        }
+        table.add(.get, "/os-aggregates/{id}") { _, context, call in
+            .json(["aggregate": call.views.aggregate(try await service.aggregate(context.path("id"), caller: call.caller))])
+        }
+        table.add(.put, "/os-aggregates/{id}") { request, context, call in
+            .json(["aggregate": call.views.aggregate(try await service.updateAggregate(context.path("id"), try await request.json(context: context), caller: call.caller))])
+        }
+        table.add(.delete, "/os-aggregates/{id}") { _, context, call in
+            try await service.deleteAggregate(context.path("id"), caller: call.caller)
+            return .empty(.ok)
+        }
+        table.add(.post, "/os-aggregates/{id}/action") { request, context, call in
+            .json(["aggregate": call.views.aggregate(try await service.aggregateAction(context.path("id"), try await request.json(context: context), caller: call.caller))])
         }
     }
 

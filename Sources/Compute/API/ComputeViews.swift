@@ -173,4 +173,15 @@ struct ComputeViews: Sendable {
         }
         return .object(out)
     }
+
+    func aggregate(_ record: RecordTable.Record) -> JSONValue {
+        var out: [String: JSONValue] = [
+            "id": record["number"] ?? 0, "name": record["name"] ?? "", "availability_zone": record["availability_zone"] ?? .null,
+            "hosts": record["hosts"] ?? [], "metadata": record["metadata"] ?? [:],
+            "created_at": Self.launchTime(record.string("created_at")), "updated_at": Self.launchTime(record.string("updated_at")),
+            "deleted": false, "deleted_at": .null,
+        ]
+        if version >= 41 { out["uuid"] = record["id"] ?? "" }
+        return .object(out)
+    }
 }

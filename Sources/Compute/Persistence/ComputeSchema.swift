@@ -70,7 +70,19 @@ public enum ComputeSchema {
                 PRIMARY KEY (project_id, resource))
             """,
         ]),
+        Migration(id: "compute-0002", sql: [
+            """
+            CREATE TABLE compute_aggregates (
+                id TEXT PRIMARY KEY, number BIGINT NOT NULL UNIQUE, name TEXT NOT NULL UNIQUE, availability_zone TEXT,
+                metadata TEXT NOT NULL, hosts TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT)
+            """,
+        ]),
     ]
+
+    static let aggregates = RecordTable("compute_aggregates", columns: [
+        .init("id"), .init("number", .int), .init("name"), .init("availability_zone"), .init("metadata", .json),
+        .init("hosts", .json), .init("created_at"), .init("updated_at"),
+    ])
 
     static let flavors = RecordTable("compute_flavors", columns: [
         .init("id"), .init("name"), .init("vcpus", .int), .init("ram", .int), .init("disk", .int), .init("ephemeral", .int),
