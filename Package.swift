@@ -75,7 +75,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
         .executableTarget(name: "NimbusCLI", dependencies: [
-            "Cloud", "NimbusCore", "Store", "Identity", "GuestImage",
+            "Cloud", "NimbusCore", "Store", "Identity", "GuestImage", "Agent", "Hypervisor",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: swiftSettings),
@@ -90,6 +90,7 @@ let package = Package(
         .testTarget(name: "ImageTests", dependencies: ["Image", "NimbusCore"], swiftSettings: swiftSettings),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler"], swiftSettings: swiftSettings),
         .testTarget(name: "ComputeKeyTests", dependencies: ["Compute"], swiftSettings: swiftSettings),
+        .testTarget(name: "ComputeTests", dependencies: ["Compute", "Cloud", "NimbusCore", "NimbusTesting", "Scheduler", "Agent", "Hypervisor"], swiftSettings: swiftSettings),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "NimbusCore"], swiftSettings: swiftSettings),
         .testTarget(name: "PlacementTests", dependencies: [
             "Placement", "NimbusCore", "NimbusTesting", "Store",

@@ -55,6 +55,7 @@ extension ComputeService: AgentControlPlane {
         ]
         try await placement.ensureProvider(uuid: node, name: host, inventories: inventories, traits: ["COMPUTE_NODE"])
         links.set(host, link)
+        invalidateHostViews()
         logger.info("compute host \(host) registered (\(facts.vcpus) vCPU, \(facts.memoryMB) MB, \(facts.diskGB) GB, \(facts.accelerator))")
     }
 
@@ -96,7 +97,8 @@ extension ComputeService: AgentControlPlane {
     func assignments(_ host: String) async throws -> [Assignment] {
         let rows = try await database.read { db in
             try await ComputeSchema.instances.list(
-                [.init("host", .equal, .string(host)), .init("deleted", .equal, .bool(false))], on: db)
+                [.init("host", .equal, .string(host)), .init("task_state", .notEqual, .string(TaskState.scheduling.rawValue)),
+                 .init("deleted", .equal, .bool(false))], on: db)
         }
         return rows.map(Instance.init(record:)).compactMap { instance in
             guard let task = instance.taskState, let agentTask = Self.agentTask(task) else { return nil }
@@ -294,6 +296,18 @@ extension ComputeService: AgentControlPlane {
     // MARK: - Hosts
 
     func computeNodes() async throws -> [String: ComputeNode] {
+        if let cached = nodeCache.value(maxAge: 1) { return cached }
+        let nodes = try await loadComputeNodes()
+        nodeCache.store(nodes)
+        return nodes
+    }
+
+    func invalidateHostViews() {
+        nodeCache.clear()
+        hostStateCache.clear()
+    }
+
+    func loadComputeNodes() async throws -> [String: ComputeNode] {
         let rows = try await database.read { db in
             try await ComputeSchema.services.list([.init("service_binary", .equal, "nova-compute")], on: db)
         }

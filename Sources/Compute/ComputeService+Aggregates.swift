@@ -118,7 +118,7 @@ extension ComputeService {
         try Self.requireAdmin(caller, "os_compute_api:os-aggregates:update")
         let current = try await aggregate(id, caller: caller)
         do {
-            return try await database.transaction { db in
+            let result = try await database.transaction { db in
                 guard var record = try await ComputeSchema.aggregates.fetchForUpdate(current.string("id") ?? "", on: db) else {
                     throw NimbusError.notFound("Aggregate \(id) could not be found.")
                 }
@@ -127,6 +127,8 @@ extension ComputeService {
                 try await ComputeSchema.aggregates.update(current.string("id") ?? "", record, on: db)
                 return record
             }
+            invalidateHostViews()
+            return result
         } catch where Database.isUniqueViolation(error) {
             throw NimbusError.conflict("Aggregate name already exists.")
         }

@@ -47,6 +47,7 @@ extension ComputeService {
         let reservationID = "r-" + String(Identifier.hex().prefix(8))
         let now = Self.now()
         let created: [Instance] = try await database.transaction { db in
+            try await self.lockQuota(projectID, on: db)
             let count = try await self.quotaCheckedCount(request, projectID: projectID, on: db)
             if let group = request.serverGroup {
                 try await self.addGroupMembersCheck(group, adding: count, projectID: projectID, on: db)
@@ -137,8 +138,9 @@ extension ComputeService {
                 lastWasDash = true
             }
         }
-        while out.hasSuffix("-") { out.removeLast() }
-        let trimmed = String(out.prefix(63))
+        // Cut to a DNS label first, then drop trailing dashes: the cut may end on one.
+        var trimmed = String(out.prefix(63))
+        while trimmed.hasSuffix("-") { trimmed.removeLast() }
         return trimmed.isEmpty ? "server" : trimmed
     }
 

@@ -44,7 +44,7 @@ extension ComputeService {
         }
         let forced = try reader.bool("forced_down")
         guard !fields.isEmpty else { throw NimbusError.badRequest("No updates were requested. Fields 'status' or 'forced_down' should be specified.") }
-        return try await database.transaction { db in
+        let updated = try await database.transaction { db in
             guard var service = try await ComputeSchema.services.fetchForUpdate(id, on: db) else {
                 throw NimbusError.notFound("Service \(id) could not be found.")
             }
@@ -57,6 +57,8 @@ extension ComputeService {
             try await ComputeSchema.services.update(id, service, on: db)
             return service
         }
+        invalidateHostViews()
+        return updated
     }
 
     /// The pre-2.53 form: `PUT /os-services/{disable|enable|force-down|disable-log-reason}` naming host and binary.
@@ -99,6 +101,7 @@ extension ComputeService {
             if let node = service.string("node_uuid") { try? await placement.deleteProvider(node) }
         }
         try await database.transaction { try await ComputeSchema.services.delete(id: id, on: $0) }
+        invalidateHostViews()
     }
 
     // MARK: - Availability zones

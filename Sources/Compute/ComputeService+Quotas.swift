@@ -23,12 +23,20 @@ extension ComputeService {
         return limits
     }
 
+    /// Holds the project's quota lock until the transaction ends, so a concurrent create cannot
+    /// count the same free room. SQLite's write transactions exclude each other already; under
+    /// PostgreSQL's READ COMMITTED two creates would both see room and both insert.
+    func lockQuota(_ projectID: String, on db: any SQLDatabase) async throws {
+        guard database.engine == .postgres else { return }
+        try await db.raw("SELECT pg_advisory_xact_lock(hashtext(\(bind: "compute-quota:" + projectID)))").run()
+    }
+
     /// What the project uses now: live instances, their cores and RAM, and its server groups.
     func quotaUsage(_ projectID: String, on db: any SQLDatabase) async throws -> [String: Int64] {
         let row = try await db.select()
             .column(SQLFunction("COUNT", args: SQLLiteral.all), as: "n")
-            .column(SQLFunction("COALESCE", args: SQLFunction("SUM", args: SQLIdentifier("vcpus")), SQLLiteral.numeric("0")), as: "c")
-            .column(SQLFunction("COALESCE", args: SQLFunction("SUM", args: SQLIdentifier("memory_mb")), SQLLiteral.numeric("0")), as: "r")
+            .column(BigIntSum(column: "vcpus"), as: "c")
+            .column(BigIntSum(column: "memory_mb"), as: "r")
             .from("compute_instances")
             .where("project_id", .equal, SQLBind(projectID)).where("deleted", .equal, SQLBind(false))
             .first()
@@ -119,5 +127,17 @@ extension ComputeService {
             absolute["maxImageMeta"] = .int(limits["metadata_items"] ?? -1)
         }
         return ["limits": ["rate": [], "absolute": .object(absolute)]]
+    }
+}
+
+/// `CAST(COALESCE(SUM(column), 0) AS BIGINT)`: PostgreSQL sums BIGINT as NUMERIC, which does
+/// not decode as Int64; SQLite is unaffected by the cast.
+private struct BigIntSum: SQLExpression {
+    let column: String
+
+    func serialize(to serializer: inout SQLSerializer) {
+        serializer.write("CAST(COALESCE(SUM(")
+        SQLIdentifier(column).serialize(to: &serializer)
+        serializer.write("), 0) AS BIGINT)")
     }
 }

@@ -54,8 +54,18 @@ extension ComputeService {
 
     /// Chooses a host for one instance and claims its resources there, or puts it in ERROR with
     /// "No valid host was found" when none fits.
-    func schedule(_ instance: Instance, nodes: [String: ComputeNode], imageProperties: [String: String]) async throws {
-        let started = Self.now()
+    /// The hosts a new instance would go to, best first, without claiming anything: the
+    /// scheduler's decision alone (Placement candidates, filters, weighers), for benchmarks and
+    /// what-if questions.
+    public func rankHosts(vcpus: Int64, ramMB: Int64, diskGB: Int64, projectID: String) async throws -> [String] {
+        var instance = Instance(record: [:])
+        instance.projectID = projectID
+        instance.flavor = FlavorSnapshot(record: ["vcpus": .int(vcpus), "ram": .int(ramMB), "disk": .int(diskGB)])
+        return try await decide(instance, nodes: try await computeNodes(), imageProperties: [:]).decision.hosts.map(\.host)
+    }
+
+    func decide(_ instance: Instance, nodes: [String: ComputeNode], imageProperties: [String: String]) async throws
+        -> (decision: SchedulingDecision, candidates: Int) {
         let candidates = try await placement.allocationCandidates(CandidateRequest(resources: instance.flavor.resources))
         var hosts: [HostCandidate] = []
         hosts.reserveCapacity(candidates.count)
@@ -71,7 +81,12 @@ extension ComputeService {
             availabilityZone: instance.availabilityZone, requestedHost: instance.schedulerHints["nimbus:requested_host"]?.stringValue,
             imageProperties: imageProperties, serverGroup: nil, ignoreHosts: Set(instance.failedHosts))
         if let group = instance.serverGroup { spec.serverGroup = try await groupSpec(group, excluding: instance.id) }
-        let decision = Scheduler.rank(spec, among: hosts, configuration: configuration.scheduler)
+        return (Scheduler.rank(spec, among: hosts, configuration: configuration.scheduler), hosts.count)
+    }
+
+    func schedule(_ instance: Instance, nodes: [String: ComputeNode], imageProperties: [String: String]) async throws {
+        let started = Self.now()
+        let (decision, candidateCount) = try await decide(instance, nodes: nodes, imageProperties: imageProperties)
         for host in decision.hosts {
             do {
                 try await placement.claim(consumer: instance.id, project: instance.projectID, user: instance.userID,
@@ -104,7 +119,7 @@ extension ComputeService {
             return
         }
         let reasons = decision.rejectionSummary
-        logger.info("no valid host for \(instance.id) among \(hosts.count) candidates: \(reasons)")
+        logger.info("no valid host for \(instance.id) among \(candidateCount) candidates: \(reasons)")
         try await fail(instance.id, message: "No valid host was found. ", details: reasons, started: started,
                        event: "conductor_schedule_and_build_instances")
     }

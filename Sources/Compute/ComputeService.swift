@@ -78,6 +78,9 @@ public final class ComputeService: Sendable {
     /// In-process links to agents, for requests outside the work queue (console output).
     let links = AgentLinks()
     let hostStateCache = RecentValue<[String: String]>()
+    /// Compute nodes as the scheduler sees them; up/down moves on a heartbeat scale, so a view a
+    /// second old is enough. Changes made here (registration, disabling) clear it at once.
+    let nodeCache = RecentValue<[String: ComputeNode]>()
 
     public init(database: Database, placement: PlacementService, images: any ImageLookup,
                 configuration: ComputeConfiguration, logger: Logger) {
@@ -208,6 +211,12 @@ final class RecentValue<Value: Sendable>: Sendable {
     func store(_ value: Value) {
         lock.lock()
         stored = (value, Date())
+        lock.unlock()
+    }
+
+    func clear() {
+        lock.lock()
+        stored = nil
         lock.unlock()
     }
 }

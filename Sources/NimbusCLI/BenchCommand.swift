@@ -1,5 +1,9 @@
+import Agent
 import ArgumentParser
+import Cloud
 import Foundation
+import Hypervisor
+import Logging
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -8,7 +12,7 @@ import FoundationNetworking
 /// can send. `scripts/bench.py` starts the cloud and calls these.
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Load generators for the benchmarks (see scripts/bench.py).", subcommands: [BootDelete.self])
+        abstract: "Load generators for the benchmarks (see scripts/bench.py).", subcommands: [BootDelete.self, ScheduleDecision.self])
 }
 
 /// Boots servers, waits for ACTIVE, deletes them and waits until they are gone, with N clients
@@ -36,6 +40,9 @@ struct BootDelete: AsyncParsableCommand {
 
     @Option(help: "Milliseconds between status polls of one server.")
     var pollMs: Int = 10
+
+    @Flag(help: "Leave the servers ACTIVE instead of deleting them (to measure listing).")
+    var keep = false
 
     func run() async throws {
         let configuration = URLSessionConfiguration.ephemeral
@@ -85,6 +92,7 @@ struct BootDelete: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(pollMs))
         }
         let active = Date().timeIntervalSince(started)
+        if keep { return active }
         _ = try await send("DELETE", "/servers/\(id)", body: nil, session)
         while try await send("GET", "/servers/\(id)", body: nil, session).1 != 404 {
             try await Task.sleep(for: .milliseconds(pollMs))
@@ -105,6 +113,62 @@ struct BootDelete: AsyncParsableCommand {
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
         return ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any], status)
     }
+}
+
+/// Times the scheduler's decision (Placement candidates, filters, weighers) over many hosts, in
+/// process on a throwaway database: the hosts are registered as compute nodes, nothing boots.
+struct ScheduleDecision: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "schedule")
+
+    @Option(help: "Compute hosts to register.")
+    var hosts: Int = 1000
+
+    @Option(help: "Decisions to time.")
+    var decisions: Int = 500
+
+    func run() async throws {
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: work) }
+        var logger = Logger(label: "bench")
+        logger.logLevel = .warning
+        var configuration = CloudConfiguration(
+            databaseURL: "sqlite:" + work.appendingPathComponent("nimbus.db").path, host: "127.0.0.1", port: 0,
+            keyDirectory: work.appendingPathComponent("keys"), imageDirectory: work.appendingPathComponent("images"), bcryptCost: 4)
+        configuration.localHosts = nil
+        let cloud = try await Cloud(configuration: configuration, logger: logger)
+        do {
+            _ = try await cloud.bootstrap()
+            for index in 0..<hosts {
+                try await cloud.compute.register(
+                    host: "bench-\(index)", zone: "nova",
+                    facts: HostFacts(vcpus: 16 + index % 8, memoryMB: 65536, diskGB: 1000, hypervisorType: "fake", accelerator: "fake"),
+                    link: NoLink())
+            }
+            var samples: [Double] = []
+            for _ in 0..<decisions {
+                let started = ContinuousClock.now
+                let ranked = try await cloud.compute.rankHosts(vcpus: 1, ramMB: 512, diskGB: 1, projectID: "bench")
+                let elapsed = ContinuousClock.now - started
+                samples.append(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
+                guard ranked.count == hosts else { throw ValidationError("expected \(hosts) hosts, got \(ranked.count)") }
+            }
+            samples.sort()
+            let report: [String: Any] = [
+                "hosts": hosts, "decisions": decisions, "p50_ms": samples[samples.count / 2],
+                "p99_ms": samples[min(samples.count - 1, samples.count * 99 / 100)], "max_ms": samples.last ?? 0,
+            ]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]), as: UTF8.self))
+        } catch {
+            await cloud.shutdown()
+            throw error
+        }
+        await cloud.shutdown()
+    }
+}
+
+struct NoLink: AgentLink {
+    func consoleOutput(_ uuid: String, lines: Int?) async throws -> String { "" }
 }
 
 /// Hands out indexes 0..<total to concurrent clients.

@@ -41,7 +41,7 @@ public struct RecordTable: Sendable {
     /// A filter on one column; `op` is Keystone's inexact-filter suffix when present.
     public struct Filter: Sendable {
         public enum Operation: String, Sendable {
-            case equal, greaterThan, lessThan, contains, icontains, startswith, istartswith, endswith, iendswith
+            case equal, notEqual, greaterThan, lessThan, contains, icontains, startswith, istartswith, endswith, iendswith
         }
         public let column: String
         public let operation: Operation
@@ -117,6 +117,7 @@ public struct RecordTable: Sendable {
             let operation: SQLBinaryOperator = switch filter.operation {
             case .greaterThan: .greaterThan
             case .lessThan: .lessThan
+            case .notEqual: .notEqual
             default: .equal
             }
             query.where(SQLIdentifier(filter.column), operation, bind(filter.value, kind: kinds[filter.column] ?? .string))
@@ -143,6 +144,8 @@ public struct RecordTable: Sendable {
             case .equal: query.where(column, .equal, bind(filter.value, kind: kind))
             case .greaterThan: query.where(column, .greaterThan, bind(filter.value, kind: kind))
             case .lessThan: query.where(column, .lessThan, bind(filter.value, kind: kind))
+            // SQL's `<>` is never true for NULL, so this also keeps only rows where the column is set.
+            case .notEqual: query.where(column, .notEqual, bind(filter.value, kind: kind))
             case .contains: query.where(column, .like, SQLBind("%" + text + "%"))
             case .startswith: query.where(column, .like, SQLBind(text + "%"))
             case .endswith: query.where(column, .like, SQLBind("%" + text))

@@ -101,7 +101,7 @@ import Testing
     }
 
     @Test func onlyAdminsAndServicesMayUsePlacement() async throws {
-        try await TestCloud.with { session in
+        try await TestCloud.with(configure: { $0.localHosts = nil }) { session in
             let (member, _) = try await session.newProjectUser("carol")
             let (service, _) = try await session.newProjectUser("nova", role: "service")
             let api = Client(session: session, token: try await session.adminToken())
@@ -116,7 +116,7 @@ import Testing
     }
 
     @Test func microversionsAreNegotiatedAndEchoed() async throws {
-        try await TestCloud.with { session in
+        try await TestCloud.with(configure: { $0.localHosts = nil }) { session in
             let api = Client(session: session, token: try await session.adminToken())
             let none = try await session.request(.get, "/placement/resource_providers", token: api.token)
             #expect(none.header("OpenStack-API-Version") == "placement 1.0")

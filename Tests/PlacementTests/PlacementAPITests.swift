@@ -39,7 +39,7 @@ import Testing
     }
 
     static func with(_ engine: DatabaseEngine, _ body: @Sendable @escaping (Client) async throws -> Void) async throws {
-        try await TestCloud.with(engine) { session in
+        try await TestCloud.with(engine, configure: { $0.localHosts = nil }) { session in
             try await body(Client(session: session, token: try await session.adminToken()))
         }
     }

@@ -1,0 +1,76 @@
+import Testing
+
+@testable import Compute
+
+/// Compute's pure pieces: hostnames from display names, server status, microversion negotiation.
+@Suite struct ComputeUnitTests {
+    @Test(arguments: [
+        ("web-1", "web-1"),
+        ("My Server_01.example", "my-server-01-example"),
+        ("  leading and trailing  ", "leading-and-trailing"),
+        ("a -_. b", "a-b"),
+        ("trailing-", "trailing"),
+        ("ünïcode!", "ncode"),
+        ("日本語", "server"),
+        ("---", "server"),
+        (String(repeating: "a", count: 70), String(repeating: "a", count: 63)),
+        // Cut at 63 where a dash falls: a hostname must not end in one (RFC 1123).
+        (String(repeating: "x", count: 62) + " tail", String(repeating: "x", count: 62)),
+    ])
+    func hostnameFromDisplayName(name: String, expected: String) {
+        let hostname = ComputeService.hostname(from: name)
+        #expect(hostname == expected)
+        #expect(hostname.count <= 63)
+        #expect(!hostname.hasPrefix("-") && !hostname.hasSuffix("-"))
+    }
+
+    @Test func serverStatusFollowsNova() {
+        let cases: [(VMState, TaskState?, String)] = [
+            (.building, nil, "BUILD"), (.building, .scheduling, "BUILD"), (.building, .spawning, "BUILD"),
+            (.building, .deleting, "BUILD"),
+            (.active, nil, "ACTIVE"), (.active, .rebooting, "REBOOT"), (.active, .rebootingHard, "HARD_REBOOT"),
+            (.active, .rebuilding, "REBUILD"), (.active, .resizePrep, "RESIZE"), (.active, .poweringOff, "ACTIVE"),
+            (.active, .deleting, "ACTIVE"),
+            (.stopped, nil, "SHUTOFF"), (.stopped, .poweringOn, "SHUTOFF"), (.stopped, .resizePrep, "RESIZE"),
+            (.stopped, .rebootingHard, "HARD_REBOOT"),
+            (.paused, nil, "PAUSED"), (.paused, .unpausing, "PAUSED"),
+            (.suspended, nil, "SUSPENDED"), (.suspended, .resuming, "SUSPENDED"),
+            (.resized, nil, "VERIFY_RESIZE"), (.resized, .resizeReverting, "REVERT_RESIZE"),
+            (.error, nil, "ERROR"), (.error, .rebuilding, "REBUILD"), (.error, .deleting, "ERROR"),
+            (.deleted, nil, "DELETED"),
+        ]
+        for (vm, task, status) in cases {
+            #expect(ServerStatus.of(vmState: vm, taskState: task) == status, "\(vm) / \(task?.rawValue ?? "none")")
+        }
+    }
+
+    /// The minor version negotiated, or which failure.
+    static func negotiated(_ openStack: String?, _ nova: String? = nil) -> String {
+        switch ComputeVersion.negotiate(openStack: openStack, nova: nova) {
+        case .success(let version): version.description
+        case .failure(.invalid): "invalid"
+        case .failure(.unsupported): "unsupported"
+        }
+    }
+
+    @Test func microversionNegotiation() {
+        #expect(ComputeVersion.maximum == 79)
+        #expect(Self.negotiated(nil) == "2.1", "no header means the base version")
+        #expect(Self.negotiated("compute 2.79") == "2.79")
+        #expect(Self.negotiated("compute latest") == "2.79")
+        #expect(Self.negotiated("compute LATEST") == "2.79")
+        #expect(Self.negotiated("Compute 2.47") == "2.47")
+        #expect(Self.negotiated("volume 3.5, compute 2.60") == "2.60")
+        #expect(Self.negotiated("placement 1.10") == "2.1", "another service's version is not ours")
+        #expect(Self.negotiated(nil, "2.10") == "2.10")
+        #expect(Self.negotiated("compute 2.20", "2.10") == "2.20", "the OpenStack header wins")
+        #expect(Self.negotiated("compute 2.80") == "unsupported")
+        #expect(Self.negotiated("compute 2.200") == "unsupported")
+        #expect(Self.negotiated("compute 2.0") == "unsupported")
+        #expect(Self.negotiated("compute 3.0") == "unsupported")
+        #expect(Self.negotiated("compute 2") == "invalid")
+        #expect(Self.negotiated("compute 2.x") == "invalid")
+        #expect(Self.negotiated("compute 2.1.1") == "invalid")
+        #expect(Self.negotiated(nil, "garbage") == "invalid")
+    }
+}
