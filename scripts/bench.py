@@ -192,9 +192,44 @@ def bench_images(server, work, size_mib):
     os.unlink(target)
 
 
+def bench_compute(work, hosts=50, servers=1000, concurrency=20):
+    """Boot-and-delete with the fake driver, then listing 1,000 servers, then scheduling decisions."""
+    server = Server(os.path.join(work, "compute"), free_port(), ["--fake-hosts", str(hosts)]).start()
+    try:
+        token = server.token()
+        headers = {"X-Auth-Token": token}
+        image_file = os.path.join(work, "bench.raw")
+        with open(image_file, "wb") as f:
+            f.write(b"\0" * (1 << 20))
+        image = requests.post(server.base + "/image/v2/images", headers=headers, json={
+            "name": "bench", "disk_format": "raw", "container_format": "bare", "visibility": "public"}).json()
+        with open(image_file, "rb") as f:
+            requests.put(f"{server.base}/image/v2/images/{image['id']}/file", data=f,
+                         headers={**headers, "Content-Type": "application/octet-stream"}).raise_for_status()
+        project = requests.get(server.base + "/identity/v3/auth/tokens",
+                               headers={**headers, "X-Subject-Token": token}).json()["token"]["project"]["id"]
+        requests.put(f"{server.base}/compute/v2.1/os-quota-sets/{project}", headers=headers,
+                     json={"quota_set": {"instances": -1, "cores": -1, "ram": -1}}).raise_for_status()
+        common = [BIN, "bench", "boot-delete", "--endpoint", server.base + "/compute/v2.1", "--token", token,
+                  "--image", image["id"], "--concurrency", str(concurrency), "--poll-ms", "50"]
+        result = json.loads(subprocess.check_output(common + ["--servers", str(servers)], text=True))
+        print(f"boot-and-delete {result['servers']} servers, concurrency {concurrency}, {hosts} fake hosts: "
+              f"{result['servers_per_second']:.1f} servers/s; create->ACTIVE p50 {result['active_p50_ms']:.0f} ms, "
+              f"p99 {result['active_p99_ms']:.0f} ms (clients poll every 50 ms)")
+        kept = json.loads(subprocess.check_output(common + ["--servers", "1000", "--keep"], text=True))
+        rate, p99, errors = wrk(server.base + "/compute/v2.1/servers/detail",
+                                {**headers, "OpenStack-API-Version": "compute 2.79"}, 1, threads=1)
+        print(f"GET /servers/detail with {kept['servers']} servers, one client: p99 {p99:.2f} ms, {rate:,.0f}/s, non-2xx {errors}")
+    finally:
+        server.stop()
+    decision = json.loads(subprocess.check_output([BIN, "bench", "schedule", "--hosts", "1000", "--decisions", "500"], text=True))
+    print(f"scheduling decision (candidates + filters + weighers) over {decision['hosts']} hosts: "
+          f"p50 {decision['p50_ms']:.2f} ms, p99 {decision['p99_ms']:.2f} ms")
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", default="startup,tokens,projects,placement,images")
+    parser.add_argument("--only", default="startup,tokens,projects,placement,images,compute")
     parser.add_argument("--image-mib", type=int, default=1024)
     args = parser.parse_args()
     parts = set(args.only.split(","))
@@ -216,6 +251,8 @@ def main():
                     bench_images(server, work, args.image_mib)
             finally:
                 server.stop()
+        if "compute" in parts:
+            bench_compute(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

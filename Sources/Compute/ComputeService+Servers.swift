@@ -77,7 +77,7 @@ extension ComputeService {
         if !query.tagsAny.isEmpty { instances = instances.filter { !Set($0.tags).isDisjoint(with: query.tagsAny) } }
         if !query.notTags.isEmpty { instances = instances.filter { !Set($0.tags).isSuperset(of: query.notTags) } }
         if !query.notTagsAny.isEmpty { instances = instances.filter { Set($0.tags).isDisjoint(with: query.notTagsAny) } }
-        instances.sort(by: Self.ordering(keys: query.sortKeys, dirs: query.sortDirs))
+        instances = Self.sorted(instances, keys: query.sortKeys, dirs: query.sortDirs)
         if let marker = query.marker {
             guard let index = instances.firstIndex(where: { $0.id == marker }) else {
                 throw NimbusError.badRequest("marker [\(marker)] not found")
@@ -95,21 +95,24 @@ extension ComputeService {
         "launched_at", "terminated_at", "host", "node", "availability_zone", "key_name", "image_ref", "project_id", "user_id",
     ]
 
-    /// Nova sorts by `created_at desc, id desc` unless told otherwise.
-    static func ordering(keys: [String], dirs: [String]) -> @Sendable (Instance, Instance) -> Bool {
+    /// Nova sorts by `created_at desc, id desc` unless told otherwise. Keys are computed once per
+    /// instance and indices sorted, rather than comparing (and moving) whole instances.
+    static func sorted(_ instances: [Instance], keys: [String], dirs: [String]) -> [Instance] {
         let keys = keys.isEmpty ? ["created_at"] : keys
         let plan: [(String, Bool)] = keys.enumerated().map { index, key in
             let dir = index < dirs.count ? dirs[index] : (dirs.last ?? "desc")
             return (key, dir.lowercased() != "asc")
         } + [("id", true)]
-        return { a, b in
-            for (key, descending) in plan {
-                let left = sortValue(a, key), right = sortValue(b, key)
+        let values = instances.map { instance in plan.map { sortValue(instance, $0.0) } }
+        let order = instances.indices.sorted { a, b in
+            for (position, (_, descending)) in plan.enumerated() {
+                let left = values[a][position], right = values[b][position]
                 if left == right { continue }
                 return descending ? left > right : left < right
             }
             return false
         }
+        return order.map { instances[$0] }
     }
 
     static func sortValue(_ instance: Instance, _ key: String) -> String {

@@ -174,7 +174,7 @@ public struct RecordTable: Sendable {
     }
 
     private func decode(_ row: any SQLRow) throws -> Record {
-        var record: Record = [:]
+        var record = Record(minimumCapacity: columns.count)
         for column in columns {
             if try row.decodeNil(column: column.name) {
                 record[column.name] = .null

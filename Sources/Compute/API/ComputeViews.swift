@@ -20,16 +20,36 @@ struct ComputeViews: Sendable {
     /// without learning host names.
     static func hostID(_ instance: Instance) -> String {
         guard let host = instance.host else { return "" }
-        return SHA256.hash(data: Data((instance.projectID + host).utf8)).map { String(format: "%02x", $0) }.joined().prefix(56).description
+        // 56 hex digits, as long as Nova's SHA-224; formatted by hand because String(format:) is slow here.
+        let digits = Array("0123456789abcdef".utf8)
+        var hex = [UInt8]()
+        hex.reserveCapacity(56)
+        for byte in SHA256.hash(data: Data((instance.projectID + host).utf8)).prefix(28) {
+            hex.append(digits[Int(byte >> 4)])
+            hex.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: hex, as: UTF8.self)
     }
 
+    /// Whether `text` is what `Timestamp.keystone` writes (`2026-11-27T10:00:00.123456Z`), the
+    /// form Compute stores; then the API's forms are slices of it, with no parsing.
+    static func isStoredForm(_ text: String) -> Bool {
+        text.utf8.count == 27 && text.utf8.last == UInt8(ascii: "Z")
+    }
+
+    /// `2026-11-27T10:00:00Z`, as Nova shows `created` and `updated`.
     static func timestamp(_ text: String?) -> JSONValue {
-        guard let text, let date = Timestamp.parse(text) else { return .null }
+        guard let text else { return .null }
+        if isStoredForm(text) { return .string(String(text.prefix(19)) + "Z") }
+        guard let date = Timestamp.parse(text) else { return .null }
         return .string(Timestamp.seconds(date))
     }
 
+    /// `2026-11-27T10:00:00.123456`, as Nova shows `launched_at` and action times.
     static func launchTime(_ text: String?) -> JSONValue {
-        guard let text, let date = Timestamp.parse(text) else { return .null }
+        guard let text else { return .null }
+        if isStoredForm(text) { return .string(String(text.dropLast())) }
+        guard let date = Timestamp.parse(text) else { return .null }
         return .string(Timestamp.keystone(date).replacingOccurrences(of: "Z", with: ""))
     }
 
@@ -39,7 +59,8 @@ struct ComputeViews: Sendable {
 
     /// - Parameter hostStatus: the host's state for `host_status` (2.16), when known.
     func server(_ instance: Instance, hostStatus: String? = nil, groups: [String]? = nil) -> JSONValue {
-        var out: [String: JSONValue] = [
+        var out = [String: JSONValue](minimumCapacity: 48)
+        out.merge([
             "id": .string(instance.id), "name": .string(instance.name), "status": .string(instance.status),
             "tenant_id": .string(instance.projectID), "user_id": .string(instance.userID),
             "metadata": .object(instance.metadata.mapValues { .string($0) }), "hostId": .string(Self.hostID(instance)),
@@ -55,7 +76,7 @@ struct ComputeViews: Sendable {
             "OS-EXT-STS:power_state": .int(instance.powerState),
             "os-extended-volumes:volumes_attached": [],
             "image": instance.imageRef.isEmpty ? "" : ["id": .string(instance.imageRef), "links": [["rel": "bookmark", "href": .string("\(base)/images/\(instance.imageRef)")]]],
-        ]
+        ] as [String: JSONValue]) { _, new in new }
         if instance.vmState == .building || instance.vmState == .active { out["progress"] = 0 }
         if version >= 47 {
             var flavor: [String: JSONValue] = [
