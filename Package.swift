@@ -58,7 +58,10 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
         ], swiftSettings: swiftSettings),
         .target(name: "Scheduler", swiftSettings: swiftSettings),
-        .target(name: "Hypervisor", swiftSettings: swiftSettings),
+        .target(name: "Hypervisor", dependencies: [
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swiftSettings),
         .target(name: "Agent", dependencies: [
             "Hypervisor",
             .product(name: "Logging", package: "swift-log"),

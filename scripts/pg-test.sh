@@ -104,7 +104,7 @@ unix_socket_directories = '$DIR'
 fsync = off
 synchronous_commit = off
 full_page_writes = off
-max_connections = 100
+max_connections = 500
 shared_buffers = 64MB
 EOF
     if ! as_pg "$PG_BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 start >/dev/null; then

@@ -124,7 +124,7 @@ public final class Cloud: Sendable {
         let app = Application(
             router: router(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "nimbus"),
-            services: [identity, ComputeRuntime(compute: compute, hosts: configuration.localHosts, logger: logger)],
+            services: [identity, ComputeRuntime(compute: compute, hosts: configuration.localHosts, images: ImageStoreSource(image: image), logger: logger)],
             onServerRunning: { _ in await onReady() },
             logger: logger)
         do {
@@ -139,7 +139,7 @@ public final class Cloud: Sendable {
     /// The scheduler and local hosts' agents, without the HTTP listener (for in-process tests);
     /// returns when the calling task is cancelled.
     public func runCompute() async {
-        await ComputeRuntime(compute: compute, hosts: configuration.localHosts, logger: logger).runLoops()
+        await ComputeRuntime(compute: compute, hosts: configuration.localHosts, images: ImageStoreSource(image: image), logger: logger).runLoops()
     }
 
     public func shutdown() async {

@@ -8,6 +8,7 @@ import ServiceLifecycle
 /// Which hypervisor the in-process compute agents drive.
 public enum DriverKind: String, Sendable, CaseIterable {
     case fake
+    case qemu
 }
 
 /// The hosts `nimbus up` runs in its own process, and how their fake hypervisors behave.
@@ -19,10 +20,17 @@ public struct LocalHosts: Sendable {
     public var failingHosts: Set<String> = []
     public var heartbeatInterval: Duration = .seconds(5)
     public var syncInterval: Duration = .seconds(10)
+    /// QEMU: where guests' files live, the accelerator ("auto", "kvm", "tcg"), boots at once.
+    public var qemuDirectory: URL?
+    public var accelerator = "auto"
+    public var maxConcurrentSpawns = 2
+    public var shutdownTimeout: Duration = .seconds(15)
+    /// The QEMU host's name (one real host per process).
+    public var hostName = ProcessInfo.processInfo.hostName
 
     public init() {}
 
-    public func name(_ index: Int) -> String { "\(driver.rawValue)-\(index)" }
+    public func name(_ index: Int) -> String { driver == .qemu ? hostName : "\(driver.rawValue)-\(index)" }
 }
 
 /// The compute control loops of one process: the scheduler, and the agents of local hosts.
@@ -30,6 +38,7 @@ public struct LocalHosts: Sendable {
 struct ComputeRuntime: Service {
     let compute: ComputeService
     let hosts: LocalHosts?
+    let images: any ImageSource
     let logger: Logger
 
     func run() async throws {
@@ -41,13 +50,24 @@ struct ComputeRuntime: Service {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await compute.runScheduler() }
                 if let hosts {
-                    for index in 0..<hosts.count {
+                    for index in 0..<(hosts.driver == .qemu ? 1 : hosts.count) {
                         let name = hosts.name(index)
-                        var fake = hosts.fake
-                        if hosts.failingHosts.contains(name) { fake.failsBuilds = true }
-                        let agent = ComputeAgent(
-                            configuration: .init(host: name, heartbeatInterval: hosts.heartbeatInterval, syncInterval: hosts.syncInterval),
-                            driver: FakeDriver(configuration: fake), controlPlane: compute, logger: logger)
+                        let driver: any HypervisorDriver
+                        switch hosts.driver {
+                        case .fake:
+                            var fake = hosts.fake
+                            if hosts.failingHosts.contains(name) { fake.failsBuilds = true }
+                            driver = FakeDriver(configuration: fake)
+                        case .qemu:
+                            var settings = QEMUDriver.Configuration(directory: hosts.qemuDirectory ?? URL(fileURLWithPath: "/var/lib/nimbus/compute"))
+                            settings.accelerator = hosts.accelerator
+                            settings.shutdownTimeout = hosts.shutdownTimeout
+                            driver = QEMUDriver(configuration: settings, images: images, logger: logger)
+                        }
+                        var agentSettings = ComputeAgent.Configuration(
+                            host: name, heartbeatInterval: hosts.heartbeatInterval, syncInterval: hosts.syncInterval)
+                        if hosts.driver == .qemu { agentSettings.maxConcurrentSpawns = hosts.maxConcurrentSpawns }
+                        let agent = ComputeAgent(configuration: agentSettings, driver: driver, controlPlane: compute, logger: logger)
                         group.addTask { await agent.run() }
                     }
                 }

@@ -100,10 +100,21 @@ extension ComputeService: AgentControlPlane {
                 [.init("host", .equal, .string(host)), .init("task_state", .notEqual, .string(TaskState.scheduling.rawValue)),
                  .init("deleted", .equal, .bool(false))], on: db)
         }
-        return rows.map(Instance.init(record:)).compactMap { instance in
-            guard let task = instance.taskState, let agentTask = Self.agentTask(task) else { return nil }
-            return Assignment(task: agentTask, taskState: task.rawValue, spec: Self.guestSpec(instance))
+        var assignments: [Assignment] = []
+        for instance in rows.map(Instance.init(record:)) {
+            guard let task = instance.taskState, let agentTask = Self.agentTask(task) else { continue }
+            var spec = Self.guestSpec(instance)
+            if agentTask == .spawn || agentTask == .rebuild {
+                // Drivers boot kernel/ramdisk images from these (kernel_id, ramdisk_id).
+                spec.imageProperties = try await imageProperties(instance.imageRef, project: instance.projectID)
+            }
+            assignments.append(Assignment(task: agentTask, taskState: task.rawValue, spec: spec))
         }
+        return assignments
+    }
+
+    func imageProperties(_ id: String, project: String) async throws -> [String: String] {
+        (try await images.image(id, caller: Self.systemCaller(project: project)))?.properties ?? [:]
     }
 
     static func agentTask(_ task: TaskState) -> AgentTask? {
@@ -185,6 +196,9 @@ extension ComputeService: AgentControlPlane {
                 case .spawning:
                     instance.failedHosts.append(host)
                     if instance.attempts < Int64(self.configuration.maxAttempts) {
+                        // Kept so that, should no host be left, the final fault names the real cause.
+                        instance.fault = ["code": 500, "created": .string(Timestamp.seconds(Date())),
+                                          "message": .string("Build failed on \(host): \(message)"), "details": .string(message)]
                         instance.host = nil
                         instance.node = nil
                         instance.taskState = .scheduling

@@ -120,7 +120,11 @@ extension ComputeService {
         }
         let reasons = decision.rejectionSummary
         logger.info("no valid host for \(instance.id) among \(candidateCount) candidates: \(reasons)")
-        try await fail(instance.id, message: "No valid host was found. ", details: reasons, started: started,
+        // After failed builds, the last failure is the cause worth showing, not the empty host list.
+        let previous = instance.fault?["message"]?.stringValue
+        let message = previous.map { "No valid host was found. Exhausted all hosts available for retrying build failures. Last failure: \($0)" }
+            ?? "No valid host was found. "
+        try await fail(instance.id, message: message, details: reasons, started: started,
                        event: "conductor_schedule_and_build_instances")
     }
 

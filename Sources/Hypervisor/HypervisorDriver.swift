@@ -18,11 +18,13 @@ public struct GuestSpec: Sendable, Equatable {
     public var projectID: String
     public var availabilityZone: String
     public var launchIndex: Int
+    /// The image's properties (`kernel_id`/`ramdisk_id` boot a kernel directly).
+    public var imageProperties: [String: String]
 
     public init(uuid: String, name: String, hostname: String, vcpus: Int, memoryMB: Int, rootGB: Int, ephemeralGB: Int = 0,
                 swapMB: Int = 0, imageID: String, userData: String? = nil, metadata: [String: String] = [:],
                 publicKeys: [String: String] = [:], extraSpecs: [String: String] = [:], projectID: String = "",
-                availabilityZone: String = "nova", launchIndex: Int = 0) {
+                availabilityZone: String = "nova", launchIndex: Int = 0, imageProperties: [String: String] = [:]) {
         self.uuid = uuid
         self.name = name
         self.hostname = hostname
@@ -39,6 +41,7 @@ public struct GuestSpec: Sendable, Equatable {
         self.projectID = projectID
         self.availabilityZone = availabilityZone
         self.launchIndex = launchIndex
+        self.imageProperties = imageProperties
     }
 }
 

@@ -27,10 +27,19 @@ struct Up: AsyncParsableCommand {
     @Option(help: "Bytes of image data a project may store.")
     var imageQuotaBytes: Int64 = 100 << 30
 
-    @Option(help: "Hypervisor driver of the local compute hosts (fake until the QEMU driver lands).")
+    @Option(help: "Hypervisor driver of the local compute host(s): qemu (real VMs) or fake.")
     var driver: DriverKind = .fake
 
-    @Option(help: "Compute hosts to run in this process (named DRIVER-0, DRIVER-1, ...).")
+    @Option(help: "QEMU accelerator: auto (KVM if a probe shows it works), kvm or tcg.")
+    var accel: String = "auto"
+
+    @Option(help: "QEMU guests booting at once on this host.")
+    var maxConcurrentSpawns: Int = 2
+
+    @Option(help: "Seconds a guest gets to power off on ACPI before it is stopped hard.")
+    var shutdownTimeout: Int = 15
+
+    @Option(help: "Fake compute hosts to run in this process (named fake-0, fake-1, ...).")
     var fakeHosts: Int = 1
 
     @Option(help: "vCPUs of each fake host.")
@@ -84,6 +93,10 @@ struct Up: AsyncParsableCommand {
                            failureRate: fakeFailureRate)
         hosts.failingHosts = Set(fakeFailingHosts.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         hosts.heartbeatInterval = .seconds(max(1, min(10, serviceDownTime / 4)))
+        hosts.qemuDirectory = state.appendingPathComponent("compute")
+        hosts.accelerator = accel
+        hosts.maxConcurrentSpawns = max(1, maxConcurrentSpawns)
+        hosts.shutdownTimeout = .seconds(max(0, shutdownTimeout))
         configuration.localHosts = hosts
         configuration.maxBuildAttempts = max(1, schedulerMaxAttempts)
         configuration.serviceDownTime = serviceDownTime

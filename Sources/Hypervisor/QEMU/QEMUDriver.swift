@@ -1,0 +1,472 @@
+import Crypto
+import Foundation
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where a driver gets image data: a local file it may read (the Image service's store, or a
+/// download), with the format and md5 the Image service recorded.
+public struct ImageFile: Sendable {
+    public var path: URL
+    public var diskFormat: String
+    public var checksum: String?
+
+    public init(path: URL, diskFormat: String, checksum: String?) {
+        self.path = path
+        self.diskFormat = diskFormat
+        self.checksum = checksum
+    }
+}
+
+public protocol ImageSource: Sendable {
+    func imageFile(_ id: String) async throws -> ImageFile
+}
+
+/// Real virtual machines: QEMU started directly (no libvirt), one daemonized process per guest,
+/// controlled over QMP. Everything about a guest lives in `instances/<uuid>/` (disk overlay,
+/// config drive, console log, QMP socket, pid file, the spec it was started with), so a
+/// restarted agent finds its guests again from the disk alone, and QEMU outlives the agent.
+public actor QEMUDriver: HypervisorDriver {
+    public struct Configuration: Sendable {
+        /// Holds `instances/` and `_base/` (one cached base per image).
+        public var directory: URL
+        /// "kvm", "tcg", or "auto" (KVM when a probe shows it works, as nested KVM often does not).
+        public var accelerator = "auto"
+        /// How long a guest gets to power off on ACPI before it is stopped hard.
+        public var shutdownTimeout: Duration = .seconds(15)
+        /// Console log kept per guest; older output is cut when it grows past this.
+        public var consoleLimit = 1 << 20
+        public var vcpus = ProcessInfo.processInfo.activeProcessorCount
+        public var memoryMB = Int(ProcessInfo.processInfo.physicalMemory >> 20)
+        public var diskGB = 100
+
+        public init(directory: URL) { self.directory = directory }
+    }
+
+    public let configuration: Configuration
+    let images: any ImageSource
+    let logger: Logger
+    private var accelerator: String?
+
+    public init(configuration: Configuration, images: any ImageSource, logger: Logger) {
+        self.configuration = configuration
+        self.images = images
+        self.logger = logger
+    }
+
+    var instancesDirectory: URL { configuration.directory.appendingPathComponent("instances") }
+    var baseDirectory: URL { configuration.directory.appendingPathComponent("_base") }
+
+    func folder(_ uuid: String) -> URL { instancesDirectory.appendingPathComponent(uuid) }
+    func pidFile(_ uuid: String) -> URL { folder(uuid).appendingPathComponent("qemu.pid") }
+    func qmpSocket(_ uuid: String) -> URL { folder(uuid).appendingPathComponent("qmp.sock") }
+    func consoleLog(_ uuid: String) -> URL { folder(uuid).appendingPathComponent("console.log") }
+    func specFile(_ uuid: String) -> URL { folder(uuid).appendingPathComponent("spec.json") }
+    func stateFile(_ uuid: String) -> URL { folder(uuid).appendingPathComponent("suspended.state") }
+
+    public func hostFacts() async throws -> HostFacts {
+        HostFacts(vcpus: configuration.vcpus, memoryMB: configuration.memoryMB, diskGB: configuration.diskGB,
+                  hypervisorType: "QEMU", hypervisorVersion: 7002000, accelerator: try await chosenAccelerator(),
+                  cpuInfo: #"{"arch": "x86_64", "model": "qemu64", "vendor": "QEMU"}"#)
+    }
+
+    // MARK: - Accelerator
+
+    func chosenAccelerator() async throws -> String {
+        if let accelerator { return accelerator }
+        var choice = configuration.accelerator
+        if choice == "auto" { choice = await Self.kvmWorks() ? "kvm" : "tcg" }
+        accelerator = choice
+        logger.notice("QEMU accelerator: \(choice)")
+        return choice
+    }
+
+    /// Runs a throwaway KVM guest for a moment: where nested KVM is broken, QEMU stops it with a
+    /// "KVM internal error" as soon as the firmware runs.
+    static func kvmWorks() async -> Bool {
+        guard access("/dev/kvm", R_OK | W_OK) == 0, let qemu = try? HostProcess.locate("qemu-system-x86_64") else { return false }
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-kvm-probe-\(UUID().uuidString.prefix(8))")
+        try? FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let log = scratch.appendingPathComponent("stderr")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let process = Process()
+        process.executableURL = qemu
+        // The same CPU model guests get: nested KVM often fails exactly there ("failed to set MSR").
+        process.arguments = ["-accel", "kvm", "-cpu", "host", "-M", "q35", "-m", "64", "-nodefaults", "-display", "none", "-no-reboot"]
+        guard let handle = try? FileHandle(forWritingTo: log) else { return false }
+        process.standardError = handle
+        process.standardOutput = handle
+        guard (try? process.run()) != nil else { return false }
+        try? await Task.sleep(for: .seconds(2))
+        let running = process.isRunning
+        if running { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        let output = String(decoding: (try? Data(contentsOf: log)) ?? Data(), as: UTF8.self)
+        return running && !output.contains("KVM internal error") && !output.contains("failed to initialize")
+    }
+
+    // MARK: - What runs here
+
+    public func guests() async throws -> [String: GuestPower] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: instancesDirectory.path)) ?? []
+        var out: [String: GuestPower] = [:]
+        for uuid in names where FileManager.default.fileExists(atPath: specFile(uuid).path) {
+            out[uuid] = await power(uuid)
+        }
+        return out
+    }
+
+    /// The running QEMU of a guest, if any: the pid file's process, checked to be QEMU for this
+    /// uuid (a stale pid file may name a recycled pid).
+    func runningPID(_ uuid: String) -> pid_t? {
+        guard let text = try? String(contentsOf: pidFile(uuid), encoding: .utf8),
+              let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0, kill(pid, 0) == 0,
+              let commandLine = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline")),
+              String(decoding: commandLine, as: UTF8.self).contains(uuid) else { return nil }
+        // A zombie (exited, not yet reaped) is not running.
+        if let status = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+           let state = status.split(separator: ")").last?.split(separator: " ").first, state == "Z" { return nil }
+        return pid
+    }
+
+    func power(_ uuid: String) async -> GuestPower {
+        guard runningPID(uuid) != nil else {
+            return FileManager.default.fileExists(atPath: stateFile(uuid).path) ? .suspended : .shutdown
+        }
+        guard let status = try? await QMP.execute(qmpSocket(uuid), "query-status") else { return .running }
+        switch status["status"] as? String {
+        case "paused", "suspended", "prelaunch", "inmigrate", "postmigrate", "finish-migrate": return .paused
+        case "shutdown", "guest-panicked", "internal-error", "io-error": return .crashed
+        default: return .running
+        }
+    }
+
+    // MARK: - Lifecycle
+
+    public func spawn(_ spec: GuestSpec) async throws {
+        if FileManager.default.fileExists(atPath: specFile(spec.uuid).path) {
+            // Spawned before (an agent restart replays its work): just make sure it runs.
+            if runningPID(spec.uuid) == nil { try await launch(spec) }
+            return
+        }
+        let directory = folder(spec.uuid)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        do {
+            try await prepareDisks(spec)
+            try save(spec)
+            try await launch(spec)
+        } catch {
+            // Nothing of a failed build stays behind.
+            if let pid = runningPID(spec.uuid) { await terminate(pid) }
+            try? FileManager.default.removeItem(at: directory)
+            throw error
+        }
+    }
+
+    func prepareDisks(_ spec: GuestSpec) async throws {
+        let directory = folder(spec.uuid)
+        let base = try await baseImage(spec.imageID)
+        var arguments = ["create", "-q", "-f", "qcow2", "-b", base.path.path, "-F", base.format, directory.appendingPathComponent("disk.qcow2").path]
+        let wanted = Int64(spec.rootGB) << 30
+        if wanted > base.virtualSize { arguments.append(String(wanted)) }
+        try await HostProcess("qemu-img", arguments).run()
+        if spec.ephemeralGB > 0 {
+            try await HostProcess("qemu-img", ["create", "-q", "-f", "qcow2", directory.appendingPathComponent("ephemeral.qcow2").path, "\(spec.ephemeralGB)G"]).run()
+        }
+        if spec.swapMB > 0 {
+            try await HostProcess("qemu-img", ["create", "-q", "-f", "qcow2", directory.appendingPathComponent("swap.qcow2").path, "\(spec.swapMB)M"]).run()
+        }
+        try await ConfigDrive.build(spec, in: directory, iso: directory.appendingPathComponent("config.iso"))
+        for (property, name) in [("kernel_id", "kernel"), ("ramdisk_id", "ramdisk")] {
+            guard let id = spec.imageProperties[property], !id.isEmpty else { continue }
+            let file = try await baseImage(id)
+            try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
+            try FileManager.default.linkItem(at: file.path, to: directory.appendingPathComponent(name))
+        }
+    }
+
+    struct BaseImage {
+        var path: URL
+        var format: String
+        var virtualSize: Int64
+    }
+
+    /// One verified local copy per image id, shared by every guest booted from it.
+    func baseImage(_ id: String) async throws -> BaseImage {
+        try FileManager.default.createDirectory(at: baseDirectory, withIntermediateDirectories: true)
+        let cached = baseDirectory.appendingPathComponent(id)
+        let formatFile = baseDirectory.appendingPathComponent(id + ".format")
+        if !FileManager.default.fileExists(atPath: cached.path) {
+            let image = try await images.imageFile(id)
+            let partial = baseDirectory.appendingPathComponent(id + ".part-\(UUID().uuidString.prefix(8))")
+            defer { try? FileManager.default.removeItem(at: partial) }
+            try FileManager.default.copyItem(at: image.path, to: partial)
+            if let checksum = image.checksum, !checksum.isEmpty {
+                let actual = try Self.md5(of: partial)
+                guard actual == checksum else { throw HypervisorError("Image \(id) is corrupt: md5 \(actual), expected \(checksum).") }
+            }
+            // Kernels, ramdisks and AMI roots are raw bytes to QEMU.
+            let format = image.diskFormat == "qcow2" ? "qcow2" : (["raw", "ami", "aki", "ari", "iso"].contains(image.diskFormat) ? "raw" : image.diskFormat)
+            if format != "qcow2" && format != "raw" {
+                let converted = baseDirectory.appendingPathComponent(id + ".conv-\(UUID().uuidString.prefix(8))")
+                try await HostProcess("qemu-img", ["convert", "-q", "-f", format, "-O", "qcow2", partial.path, converted.path]).run()
+                try FileManager.default.moveItem(at: converted, to: partial)
+                try Data("qcow2".utf8).write(to: formatFile)
+            } else {
+                try Data(format.utf8).write(to: formatFile)
+            }
+            try FileManager.default.moveItem(at: partial, to: cached)
+        }
+        let format = (try? String(contentsOf: formatFile, encoding: .utf8)) ?? "raw"
+        let info = try await HostProcess("qemu-img", ["info", "--output=json", "-f", format, cached.path]).run()
+        let size = ((try? JSONSerialization.jsonObject(with: Data(info.utf8))) as? [String: Any])?["virtual-size"] as? Int64 ?? 0
+        return BaseImage(path: cached, format: format, virtualSize: size)
+    }
+
+    static func md5(of file: URL) throws -> String {
+        let handle = try FileHandle(forReadingFrom: file)
+        defer { try? handle.close() }
+        var hasher = Insecure.MD5()
+        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
+        return hasher.finalize().map { byte in
+            let digits = Array("0123456789abcdef")
+            return String([digits[Int(byte >> 4)], digits[Int(byte & 0xf)]])
+        }.joined()
+    }
+
+    func save(_ spec: GuestSpec) throws {
+        try JSONEncoder().encode(CodableSpec(spec)).write(to: specFile(spec.uuid))
+    }
+
+    func loadSpec(_ uuid: String) throws -> GuestSpec {
+        guard let data = try? Data(contentsOf: specFile(uuid)) else { throw HypervisorError("Instance \(uuid) could not be found on this host.") }
+        return try JSONDecoder().decode(CodableSpec.self, from: data).spec
+    }
+
+    /// QEMU's command line for a guest. Only ids and numbers reach it, never names or metadata;
+    /// paths are escaped for QEMU's option parser (a comma is written twice).
+    func arguments(_ spec: GuestSpec, accelerator: String, incoming: URL? = nil) -> [String] {
+        let directory = folder(spec.uuid)
+        func path(_ name: String) -> String { directory.appendingPathComponent(name).path.replacingOccurrences(of: ",", with: ",,") }
+        let sockets = Int(spec.extraSpecs["hw:cpu_sockets"] ?? "") ?? 0
+        let cores = Int(spec.extraSpecs["hw:cpu_cores"] ?? "") ?? 0
+        let threads = Int(spec.extraSpecs["hw:cpu_threads"] ?? "") ?? 0
+        var smp = "\(max(1, spec.vcpus))"
+        if sockets > 0 || cores > 0 || threads > 0 {
+            let s = max(1, sockets), c = max(1, cores), t = max(1, threads)
+            if s * c * t == spec.vcpus { smp += ",sockets=\(s),cores=\(c),threads=\(t)" }
+        }
+        var args = [
+            "-name", "instance-\(spec.uuid),debug-threads=on", "-uuid", spec.uuid,
+            "-accel", accelerator, "-M", "q35", "-m", "\(max(16, spec.memoryMB))", "-smp", smp,
+            "-nodefaults", "-no-user-config", "-display", "none",
+            "-pidfile", pidFile(spec.uuid).path,
+            "-chardev", "file,id=console,path=\(path("console.log")),append=on", "-serial", "chardev:console",
+            "-qmp", "unix:\(path("qmp.sock")),server=on,wait=off",
+            "-drive", "file=\(path("disk.qcow2")),if=none,id=root,format=qcow2,discard=unmap",
+            "-device", "virtio-blk-pci,drive=root,bootindex=0",
+            "-drive", "file=\(path("config.iso")),if=none,id=config,format=raw,readonly=on",
+            "-device", "virtio-blk-pci,drive=config",
+            "-device", "virtio-balloon-pci",
+            "-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-pci,rng=rng0",
+            // Until the Network service lands, a private user-mode NIC: DHCP inside QEMU, no host network.
+            "-netdev", "user,id=net0,restrict=on", "-device", "virtio-net-pci,netdev=net0",
+        ]
+        if accelerator == "kvm" { args += ["-cpu", "host"] }
+        for name in ["ephemeral.qcow2", "swap.qcow2"] where FileManager.default.fileExists(atPath: directory.appendingPathComponent(name).path) {
+            let id = String(name.prefix { $0 != "." })
+            args += ["-drive", "file=\(path(name)),if=none,id=\(id),format=qcow2", "-device", "virtio-blk-pci,drive=\(id)"]
+        }
+        if FileManager.default.fileExists(atPath: directory.appendingPathComponent("kernel").path) {
+            args += ["-kernel", directory.appendingPathComponent("kernel").path, "-append", "console=ttyS0 no_timer_check root=/dev/vda"]
+            if FileManager.default.fileExists(atPath: directory.appendingPathComponent("ramdisk").path) {
+                args += ["-initrd", directory.appendingPathComponent("ramdisk").path]
+            }
+        }
+        if let incoming { args += ["-incoming", "exec:cat \(incoming.path)"] }
+        return args
+    }
+
+    /// Starts QEMU and returns once it answers on QMP. QEMU is not daemonized: Foundation's
+    /// `Process` notices a child's exit through a descriptor the child inherits, which a
+    /// daemonized grandchild would keep open forever. A child still outlives the agent (it is
+    /// re-parented), and is found again through its pid file.
+    func launch(_ spec: GuestSpec, incoming: URL? = nil) async throws {
+        trimConsole(spec.uuid)
+        try? FileManager.default.removeItem(at: qmpSocket(spec.uuid))
+        try? FileManager.default.removeItem(at: pidFile(spec.uuid))
+        let accelerator = try await chosenAccelerator()
+        let log = folder(spec.uuid).appendingPathComponent("qemu.log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let output = try FileHandle(forWritingTo: log)
+        defer { try? output.close() }
+        let process = Process()
+        process.executableURL = try HostProcess.locate("qemu-system-x86_64")
+        process.arguments = arguments(spec, accelerator: accelerator, incoming: incoming)
+        process.environment = ["PATH": "/usr/bin:/bin", "LC_ALL": "C"]
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        // Start-up errors (bad arguments, no memory) end the process with QEMU's message.
+        for _ in 0..<600 {
+            if !process.isRunning {
+                let message = String(decoding: (try? Data(contentsOf: log)) ?? Data(), as: UTF8.self)
+                    .trimmingCharacters(in: .whitespacesAndNewlines)
+                throw HypervisorError("QEMU failed to start instance \(spec.uuid): \(message)")
+            }
+            if runningPID(spec.uuid) != nil, (try? await QMP.execute(qmpSocket(spec.uuid), "query-status")) != nil { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        kill(process.processIdentifier, SIGKILL)
+        throw HypervisorError("QEMU did not answer on QMP within 30 s for instance \(spec.uuid).")
+    }
+
+    /// Keeps the console log under its limit across restarts by dropping the oldest half.
+    func trimConsole(_ uuid: String) {
+        let log = consoleLog(uuid)
+        guard let size = (try? FileManager.default.attributesOfItem(atPath: log.path))?[.size] as? Int, size > configuration.consoleLimit,
+              let data = try? Data(contentsOf: log) else { return }
+        try? data.suffix(configuration.consoleLimit / 2).write(to: log)
+    }
+
+    func terminate(_ pid: pid_t) async {
+        kill(pid, SIGTERM)
+        for _ in 0..<50 {
+            if kill(pid, 0) != 0 { return }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        kill(pid, SIGKILL)
+        for _ in 0..<50 where kill(pid, 0) == 0 { try? await Task.sleep(for: .milliseconds(100)) }
+    }
+
+    public func destroy(_ uuid: String) async throws {
+        if let pid = runningPID(uuid) { await terminate(pid) }
+        try? FileManager.default.removeItem(at: folder(uuid))
+    }
+
+    /// ACPI power button, then a hard stop if the guest has not gone within the timeout.
+    public func powerOff(_ uuid: String) async throws {
+        try await powerOff(uuid, timeout: configuration.shutdownTimeout)
+    }
+
+    func powerOff(_ uuid: String, timeout: Duration) async throws {
+        guard let pid = runningPID(uuid) else { return }
+        if timeout > .zero {
+            _ = try? await QMP.execute(qmpSocket(uuid), "system_powerdown")
+            let deadline = ContinuousClock.now + timeout
+            while ContinuousClock.now < deadline, runningPID(uuid) != nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        if runningPID(uuid) != nil { await terminate(pid) }
+    }
+
+    public func powerOn(_ uuid: String) async throws {
+        guard runningPID(uuid) == nil else { return }
+        try await launch(try loadSpec(uuid))
+    }
+
+    public func reboot(_ uuid: String, hard: Bool) async throws {
+        let spec = try loadSpec(uuid)
+        if hard, runningPID(uuid) != nil {
+            try await QMP.execute(qmpSocket(uuid), "system_reset")
+            _ = try? await QMP.execute(qmpSocket(uuid), "cont")
+            return
+        }
+        try await powerOff(uuid, timeout: hard ? .zero : configuration.shutdownTimeout)
+        try await launch(spec)
+    }
+
+    public func pause(_ uuid: String) async throws {
+        try await QMP.execute(qmpSocket(uuid), "stop")
+    }
+
+    public func unpause(_ uuid: String) async throws {
+        try await QMP.execute(qmpSocket(uuid), "cont")
+    }
+
+    /// Saves the guest's whole state to a file (a migration to `exec:cat`) and stops QEMU.
+    public func suspend(_ uuid: String) async throws {
+        guard runningPID(uuid) != nil else { return }
+        let state = stateFile(uuid)
+        try await QMP.execute(qmpSocket(uuid), "stop")
+        try await QMP.execute(qmpSocket(uuid), "migrate", arguments: ["uri": "exec:cat > \(state.path)"])
+        for _ in 0..<600 {
+            let status = try await QMP.execute(qmpSocket(uuid), "query-migrate")
+            if status["status"] as? String == "completed" { break }
+            if status["status"] as? String == "failed" { throw HypervisorError("Saving the state of \(uuid) failed.") }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        if let pid = runningPID(uuid) { await terminate(pid) }
+    }
+
+    public func resume(_ uuid: String) async throws {
+        let state = stateFile(uuid)
+        guard FileManager.default.fileExists(atPath: state.path) else { return try await powerOn(uuid) }
+        try await launch(try loadSpec(uuid), incoming: state)
+        for _ in 0..<600 {
+            let status = try await QMP.execute(qmpSocket(uuid), "query-status")
+            if status["status"] as? String != "inmigrate" { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        try await QMP.execute(qmpSocket(uuid), "cont")
+        try? FileManager.default.removeItem(at: state)
+    }
+
+    /// New memory, CPUs and a bigger disk: a restart with the new spec (the disk only grows).
+    public func resize(_ spec: GuestSpec) async throws {
+        let wasRunning = runningPID(spec.uuid) != nil
+        try await powerOff(spec.uuid, timeout: configuration.shutdownTimeout)
+        let disk = folder(spec.uuid).appendingPathComponent("disk.qcow2")
+        let info = try await HostProcess("qemu-img", ["info", "--output=json", "-U", disk.path]).run()
+        let current = ((try? JSONSerialization.jsonObject(with: Data(info.utf8))) as? [String: Any])?["virtual-size"] as? Int64 ?? 0
+        if Int64(spec.rootGB) << 30 > current {
+            try await HostProcess("qemu-img", ["resize", "-q", disk.path, String(Int64(spec.rootGB) << 30)]).run()
+        }
+        try save(spec)
+        if wasRunning { try await launch(spec) }
+    }
+
+    public func rebuild(_ spec: GuestSpec) async throws {
+        if let pid = runningPID(spec.uuid) { await terminate(pid) }
+        let directory = folder(spec.uuid)
+        for name in ["disk.qcow2", "config.iso", "kernel", "ramdisk"] { try? FileManager.default.removeItem(at: directory.appendingPathComponent(name)) }
+        try await prepareDisks(spec)
+        try save(spec)
+        try await launch(spec)
+    }
+
+    public func consoleOutput(_ uuid: String, lines: Int?) async throws -> String {
+        guard FileManager.default.fileExists(atPath: folder(uuid).path) else { throw HypervisorError("Instance \(uuid) could not be found on this host.") }
+        let text = String(decoding: (try? Data(contentsOf: consoleLog(uuid))) ?? Data(), as: UTF8.self)
+        guard let lines else { return text }
+        // The serial line discipline ends lines with "\r\n", one Character in Swift.
+        let all = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+        let complete = text.hasSuffix("\n") ? all.dropLast() : all[...]
+        return complete.suffix(lines).map { $0 + "\n" }.joined()
+    }
+}
+
+/// The spec as kept in `spec.json`, for restarts.
+struct CodableSpec: Codable {
+    var uuid, name, hostname, imageID, projectID, availabilityZone: String
+    var vcpus, memoryMB, rootGB, ephemeralGB, swapMB, launchIndex: Int
+    var userData: String?
+    var metadata, publicKeys, extraSpecs, imageProperties: [String: String]
+
+    init(_ spec: GuestSpec) {
+        uuid = spec.uuid; name = spec.name; hostname = spec.hostname; imageID = spec.imageID
+        projectID = spec.projectID; availabilityZone = spec.availabilityZone
+        vcpus = spec.vcpus; memoryMB = spec.memoryMB; rootGB = spec.rootGB; ephemeralGB = spec.ephemeralGB
+        swapMB = spec.swapMB; launchIndex = spec.launchIndex; userData = spec.userData
+        metadata = spec.metadata; publicKeys = spec.publicKeys; extraSpecs = spec.extraSpecs; imageProperties = spec.imageProperties
+    }
+
+    var spec: GuestSpec {
+        GuestSpec(uuid: uuid, name: name, hostname: hostname, vcpus: vcpus, memoryMB: memoryMB, rootGB: rootGB,
+                  ephemeralGB: ephemeralGB, swapMB: swapMB, imageID: imageID, userData: userData, metadata: metadata,
+                  publicKeys: publicKeys, extraSpecs: extraSpecs, projectID: projectID, availabilityZone: availabilityZone,
+                  launchIndex: launchIndex, imageProperties: imageProperties)
+    }
+}
