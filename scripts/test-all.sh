@@ -37,6 +37,14 @@ export NIMBUS_TEST_POSTGRES_URL="$PG_URL"
 echo "==> swift build (debug, with tests)"
 swift build --build-tests
 
+# The tiny guest, built once from Debian packages, for the guest boot tests and the real-VM
+# front-door tests (both read NIMBUS_GUEST_DIR).
+export NIMBUS_GUEST_DIR="${NIMBUS_GUEST_DIR:-$ROOT/.build/nimbus-guest}"
+if [[ ! -f "$NIMBUS_GUEST_DIR/disk.qcow2" ]]; then
+    echo "==> building the test guest into $NIMBUS_GUEST_DIR"
+    "$ROOT/.build/debug/nimbus" guest-image build --out "$NIMBUS_GUEST_DIR"
+fi
+
 swift_rc=0
 echo "==> swift test"
 # shellcheck disable=SC2086

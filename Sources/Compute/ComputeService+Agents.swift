@@ -209,7 +209,7 @@ extension ComputeService: AgentControlPlane {
                     instance.taskState = nil
                     instance.fault = [
                         "code": 500, "created": .string(Timestamp.seconds(Date())),
-                        "message": .string("Exceeded maximum number of retries. Exhausted all hosts available for retrying build failures for instance \(id)."),
+                        "message": .string("Exceeded maximum number of retries. Exhausted all hosts available for retrying build failures for instance \(id). Last failure on \(host): \(message)"),
                         "details": .string(message),
                     ]
                     try await self.save(instance, on: db)

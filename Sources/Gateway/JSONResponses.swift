@@ -36,18 +36,32 @@ extension Request {
         return try JSONValue.parse(buffer.readableBytesView)
     }
 
-    /// One query parameter, percent-decoded.
+    /// One query parameter, decoded as OpenStack's servers (webob) decode forms: `+` is a space.
     public func query(_ name: String) -> String? {
-        uri.queryParameters[Substring(name)].map(String.init)
+        queryPairs.first { $0.name == name }?.value
     }
 
     /// All values of a repeated query parameter.
     public func queryAll(_ name: String) -> [String] {
-        uri.queryParameters.getAll(name).map { String($0) }
+        queryPairs.filter { $0.name == name }.map(\.value)
     }
 
     /// Every query parameter name present.
-    public var queryNames: [String] { uri.queryParameters.map { String($0.key) } }
+    public var queryNames: [String] { queryPairs.map(\.name) }
+
+    /// The query string's pairs, in order. Clients built on `requests` encode a space as `+`,
+    /// which a plain percent-decoder would keep.
+    public var queryPairs: [(name: String, value: String)] {
+        guard let query = uri.query, !query.isEmpty else { return [] }
+        return query.split(separator: "&", omittingEmptySubsequences: true).map { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ text: Substring) -> String {
+                let spaced = text.replacingOccurrences(of: "+", with: " ")
+                return spaced.removingPercentEncoding ?? spaced
+            }
+            return (decode(parts[0]), parts.count > 1 ? decode(parts[1]) : "")
+        }
+    }
 }
 
 extension NimbusContext {

@@ -27,8 +27,8 @@ struct Up: AsyncParsableCommand {
     @Option(help: "Bytes of image data a project may store.")
     var imageQuotaBytes: Int64 = 100 << 30
 
-    @Option(help: "Hypervisor driver of the local compute host(s): qemu (real VMs) or fake.")
-    var driver: DriverKind = .fake
+    @Option(help: "Hypervisor driver of the local compute host(s): qemu (real VMs; the default where QEMU is installed) or fake.")
+    var driver: DriverKind?
 
     @Option(help: "QEMU accelerator: auto (KVM if a probe shows it works), kvm or tcg.")
     var accel: String = "auto"
@@ -87,7 +87,8 @@ struct Up: AsyncParsableCommand {
         configuration.imageQuotaCount = imageQuotaCount
         configuration.imageQuotaBytes = imageQuotaBytes
         var hosts = LocalHosts()
-        hosts.driver = driver
+        hosts.driver = driver ?? (FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64") ? .qemu : .fake)
+        if driver == nil && hosts.driver == .fake { logger.notice("qemu-system-x86_64 not found: compute runs on the fake driver") }
         hosts.count = max(0, fakeHosts)
         hosts.fake = .init(vcpus: fakeVcpus, memoryMB: fakeRamMb, diskGB: fakeDiskGb, latency: .milliseconds(fakeLatencyMs),
                            failureRate: fakeFailureRate)

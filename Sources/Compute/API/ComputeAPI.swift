@@ -133,7 +133,11 @@ public enum ComputeAPI {
                     body["servers"] = .array(servers.map(call.views.summary))
                 }
                 if more || (query.limit != nil && servers.count == query.limit), let last = servers.last {
-                    var items = request.uri.queryParameters.filter { $0.key != "marker" }.map { "\($0.key)=\($0.value)" }
+                    var allowed = CharacterSet.urlQueryAllowed
+                    allowed.remove(charactersIn: "&=+")
+                    var items = request.queryPairs.filter { $0.name != "marker" }.map {
+                        "\($0.name)=\($0.value.addingPercentEncoding(withAllowedCharacters: allowed) ?? $0.value)"
+                    }
                     items.append("marker=\(last.id)")
                     body["servers_links"] = [["rel": "next", "href": .string("\(publicURLOf(call))/v2.1/servers\(detail ? "/detail" : "")?\(items.joined(separator: "&"))")]]
                 }

@@ -202,7 +202,11 @@ public actor QEMUDriver: HypervisorDriver {
             let image = try await images.imageFile(id)
             let partial = baseDirectory.appendingPathComponent(id + ".part-\(UUID().uuidString.prefix(8))")
             defer { try? FileManager.default.removeItem(at: partial) }
-            try FileManager.default.copyItem(at: image.path, to: partial)
+            do {
+                try FileManager.default.copyItem(at: image.path, to: partial)
+            } catch {
+                throw HypervisorError("Cannot read image \(id) from the image store (\(image.path.path)): it is missing or unreadable.")
+            }
             if let checksum = image.checksum, !checksum.isEmpty {
                 let actual = try Self.md5(of: partial)
                 guard actual == checksum else { throw HypervisorError("Image \(id) is corrupt: md5 \(actual), expected \(checksum).") }
