@@ -1,8 +1,11 @@
+import Foundation
 import Hypervisor
 
 /// What an agent must do to one guest; the control plane derives it from the instance's task.
 public enum AgentTask: String, Sendable {
     case spawn, destroy, powerOff, powerOn, rebootSoft, rebootHard, pause, unpause, suspend, resume, resize, revertResize, rebuild
+    /// Copy the root disk into the image `Assignment.snapshotImage`.
+    case snapshot
 }
 
 /// One unit of work for a host: converge guest `spec.uuid` by doing `task`.
@@ -12,11 +15,14 @@ public struct Assignment: Sendable, Equatable {
     /// result for a task since superseded (say, a spawn finished after delete was asked) is ignored.
     public var taskState: String
     public var spec: GuestSpec
+    /// For `.snapshot`: the image to fill.
+    public var snapshotImage: String?
 
-    public init(task: AgentTask, taskState: String, spec: GuestSpec) {
+    public init(task: AgentTask, taskState: String, spec: GuestSpec, snapshotImage: String? = nil) {
         self.task = task
         self.taskState = taskState
         self.spec = spec
+        self.snapshotImage = snapshotImage
     }
 }
 
@@ -36,6 +42,8 @@ public protocol AgentControlPlane: Sendable {
     /// Pending work for the host; waits up to `wait` for some to appear (long poll).
     func work(host: String, wait: Duration) async throws -> [Assignment]
     func report(host: String, instance: String, taskState: String, outcome: TaskOutcome) async throws
+    /// Fills a snapshot image from a file the host wrote (in-process: read directly; split: streamed).
+    func uploadSnapshot(host: String, instance: String, image: String, file: URL, diskFormat: String) async throws
     /// Every live instance on the host, for the periodic power sync.
     func instances(host: String) async throws -> [String: InstanceBaseline]
     /// Records power the host observed for instances at rest; each applies only if the instance

@@ -17,6 +17,8 @@ public actor ComputeAgent: AgentLink {
         public var syncInterval: Duration = .seconds(10)
         public var maxConcurrentSpawns = 4
         public var maxConcurrentOperations = 64
+        /// An operation still running after this fails (and a build is rescheduled).
+        public var operationTimeout: Duration = .seconds(300)
 
         public init(host: String, zone: String = "nova", heartbeatInterval: Duration = .seconds(5),
                     syncInterval: Duration = .seconds(10), maxConcurrentSpawns: Int = 4) {
@@ -141,7 +143,9 @@ public actor ComputeAgent: AgentLink {
         if isSpawn { await acquireSpawnSlot() }
         let outcome: TaskOutcome
         do {
-            outcome = .done(try await execute(assignment))
+            outcome = .done(try await Self.withDeadline(configuration.operationTimeout, what: assignment.task.rawValue) {
+                try await self.execute(assignment)
+            })
         } catch {
             logger.warning("\(assignment.task.rawValue) of \(uuid) failed: \(error)")
             outcome = .failed(String(describing: error))
@@ -187,6 +191,12 @@ public actor ComputeAgent: AgentLink {
             try await driver.resize(spec)
         case .rebuild:
             if present == nil { try await driver.spawn(spec) } else { try await driver.rebuild(spec) }
+        case .snapshot:
+            guard let image = assignment.snapshotImage else { throw HypervisorError("No image to snapshot into.") }
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-snapshot-\(image)")
+            defer { try? FileManager.default.removeItem(at: file) }
+            let format = try await driver.snapshot(spec.uuid, to: file)
+            try await controlPlane.uploadSnapshot(host: configuration.host, instance: spec.uuid, image: image, file: file, diskFormat: format)
         }
         return try await driver.guests()[spec.uuid] ?? .noState
     }
@@ -201,5 +211,44 @@ public actor ComputeAgent: AgentLink {
     private func releaseSpawnSlot() {
         runningSpawns -= 1
         if !wakeAfterSlot.isEmpty { wakeAfterSlot.removeFirst().resume() }
+    }
+
+    /// Runs `body`, or fails once `limit` passes. A hung driver call is abandoned (a task group
+    /// would wait for it), so the instance gets a failure instead of waiting forever.
+    static func withDeadline<T: Sendable>(
+        _ limit: Duration, what: String, _ body: @Sendable @escaping () async throws -> T
+    ) async throws -> T {
+        let resumed = ResumeOnce()
+        return try await withCheckedThrowingContinuation { continuation in
+            let work = Task {
+                do {
+                    let value = try await body()
+                    if resumed.claim() { continuation.resume(returning: value) }
+                } catch {
+                    if resumed.claim() { continuation.resume(throwing: error) }
+                }
+            }
+            Task {
+                try? await Task.sleep(for: limit)
+                if resumed.claim() {
+                    work.cancel()
+                    continuation.resume(throwing: HypervisorError("\(what) did not finish within \(limit)."))
+                }
+            }
+        }
+    }
+}
+
+/// True for the first caller only: one continuation, two racers.
+final class ResumeOnce: @unchecked Sendable {
+    private let lock = NSLock()
+    private var done = false
+
+    func claim() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if done { return false }
+        done = true
+        return true
     }
 }

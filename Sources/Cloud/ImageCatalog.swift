@@ -39,3 +39,29 @@ struct ImageStoreSource: ImageSource {
                          checksum: record.string("checksum"))
     }
 }
+
+extension ImageCatalog {
+    static let operatorCaller = AuthContext(
+        user: .init(id: "nimbus-compute", name: "nimbus-compute"), userDomain: .init(id: "default", name: "Default"),
+        scope: .system, roles: [.init(id: "admin", name: "admin")], methods: ["internal"], auditIDs: [],
+        issuedAt: Date(), expiresAt: Date().addingTimeInterval(3600), applicationCredentialID: nil, token: "")
+
+    func createSnapshotImage(name: String, diskFormat: String, properties: [String: String], minDiskGB: Int64,
+                             minRAMMB: Int64, caller: AuthContext) async throws -> String {
+        var body: [String: JSONValue] = [
+            "name": .string(name), "disk_format": .string(diskFormat), "container_format": "bare", "visibility": "private",
+            "min_disk": .int(minDiskGB), "min_ram": .int(minRAMMB),
+        ]
+        for (key, value) in properties where body[key] == nil { body[key] = .string(value) }
+        let record = try await image.create(.object(body), caller: caller)
+        return record.string("id") ?? ""
+    }
+
+    func uploadImage(_ id: String, file: URL, diskFormat: String) async throws {
+        _ = try await image.upload(id, file: file, caller: Self.operatorCaller)
+    }
+
+    func discardImage(_ id: String) async {
+        try? await image.delete(id, caller: Self.operatorCaller)
+    }
+}

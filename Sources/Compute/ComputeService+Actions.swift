@@ -182,6 +182,43 @@ extension ComputeService {
         if let host = instance.host { hostWakes.signal(host).notify() }
     }
 
+    /// `createImage`: a queued image is made now (its id is the answer); the host's agent fills
+    /// it with a copy of the root disk and the task clears when the image is active.
+    public func createImage(_ id: String, _ body: JSONValue, caller: AuthContext, requestID: String) async throws -> String {
+        let fields = try FieldReader(body: body, root: "createImage")
+        try fields.rejectUnknown(["name", "metadata"])
+        let name = try fields.string("name", required: true, minLength: 1, maxLength: 255)!
+        let metadata = try Self.metadata(fields.fields["metadata"], field: "metadata")
+        let current = try await instance(id, caller: caller)
+        try requireUnlocked(current, caller, action: "createImage")
+        guard [.active, .stopped, .paused, .suspended].contains(current.vmState), current.taskState == nil, let host = current.host else {
+            throw Self.wrongState("createImage", current)
+        }
+        let facts = try await database.read { db in
+            try await ComputeSchema.services.list([.init("host", .equal, .string(host)), .init("service_binary", .equal, "nova-compute")], on: db).first
+        }
+        let format = facts?["facts"]?["hypervisor_type"]?.stringValue == "fake" ? "raw" : "qcow2"
+        var properties = metadata
+        properties["image_type"] = "snapshot"
+        properties["instance_uuid"] = id
+        properties["base_image_ref"] = current.imageRef
+        properties["owner_project_name"] = nil
+        let base = try await images.image(current.imageRef, caller: Self.systemCaller(project: current.projectID))
+        for key in ["kernel_id", "ramdisk_id", "os_distro"] { if let value = base?.properties[key] { properties[key] = value } }
+        let image = try await images.createSnapshotImage(
+            name: name, diskFormat: format, properties: properties, minDiskGB: current.flavor.disk, minRAMMB: 0, caller: caller)
+        do {
+            _ = try await beginAction("createImage", id: id, caller: caller, requestID: requestID,
+                                      allowed: [.active, .stopped, .paused, .suspended], task: .imageSnapshot) { instance, _ in
+                instance.pendingImage = image
+            }
+        } catch {
+            await images.discardImage(image)
+            throw error
+        }
+        return image
+    }
+
     public func lock(_ id: String, locked: Bool, reason: String?, caller: AuthContext, requestID: String) async throws {
         try await database.transaction { db in
             var instance = try await self.instance(id, caller, on: db, forUpdate: true)

@@ -28,6 +28,7 @@ extension ComputeService: AgentControlPlane {
             "vcpus": .int(Int64(facts.vcpus)), "memory_mb": .int(Int64(facts.memoryMB)), "local_gb": .int(Int64(facts.diskGB)),
             "hypervisor_type": .string(facts.hypervisorType), "hypervisor_version": .int(Int64(facts.hypervisorVersion)),
             "accelerator": .string(facts.accelerator), "cpu_info": .string(facts.cpuInfo),
+            "ksm": .object(facts.ksm.mapValues { .int(Int64($0)) }),
         ]
         let node = try await database.transaction { db -> String in
             let existing = try await ComputeSchema.services.list(
@@ -108,7 +109,7 @@ extension ComputeService: AgentControlPlane {
                 // Drivers boot kernel/ramdisk images from these (kernel_id, ramdisk_id).
                 spec.imageProperties = try await imageProperties(instance.imageRef, project: instance.projectID)
             }
-            assignments.append(Assignment(task: agentTask, taskState: task.rawValue, spec: spec))
+            assignments.append(Assignment(task: agentTask, taskState: task.rawValue, spec: spec, snapshotImage: instance.pendingImage))
         }
         return assignments
     }
@@ -133,6 +134,7 @@ extension ComputeService: AgentControlPlane {
         case .rebuilding: .rebuild
         case .resizePrep: .resize
         case .resizeReverting: .revertResize
+        case .imageSnapshot: .snapshot
         }
     }
 
@@ -156,7 +158,7 @@ extension ComputeService: AgentControlPlane {
     /// until `maxAttempts`; a failed delete completes anyway (the guest, if it still runs, is an
     /// orphan the host's next sync stops).
     func applyReport(host: String, instance id: String, taskState: String, outcome: TaskOutcome) async throws {
-        enum After { case nothing, release, reschedule, wakeHost }
+        enum After { case nothing, release, reschedule, wakeHost, discardImage(String) }
         let started = Self.now()
         let after = try await database.transaction { db -> After in
             guard let record = try await ComputeSchema.instances.fetchForUpdate(id, on: db) else { return .nothing }
@@ -184,6 +186,8 @@ extension ComputeService: AgentControlPlane {
                 case .resizeReverting:
                     instance.vmState = power == .shutdown ? .stopped : .active
                     instance.oldFlavor = nil
+                case .imageSnapshot:
+                    instance.pendingImage = nil
                 case .scheduling: break
                 }
                 try await self.save(instance, on: db)
@@ -217,6 +221,12 @@ extension ComputeService: AgentControlPlane {
                 case .deleting:
                     try await self.markDeleted(&instance, on: db)
                     return .release
+                case .imageSnapshot:
+                    let image = instance.pendingImage
+                    instance.taskState = nil
+                    instance.pendingImage = nil
+                    try await self.save(instance, on: db)
+                    return image.map { .discardImage($0) } ?? .nothing
                 default:
                     // The operation did not happen; the instance stays as it was, with the error in its action.
                     instance.taskState = nil
@@ -233,6 +243,7 @@ extension ComputeService: AgentControlPlane {
         }
         switch after {
         case .nothing: break
+        case .discardImage(let image): await images.discardImage(image)
         case .release: try await placement.releaseAllocations(consumer: id)
         case .reschedule:
             try await placement.releaseAllocations(consumer: id)
@@ -259,8 +270,17 @@ extension ComputeService: AgentControlPlane {
         case .rebuilding: "compute_rebuild_instance"
         case .resizePrep: "compute_resize_instance"
         case .resizeReverting: "compute_revert_resize"
+        case .imageSnapshot: "compute_snapshot_instance"
         case .scheduling: "conductor_schedule_and_build_instances"
         }
+    }
+
+    public func uploadSnapshot(host: String, instance id: String, image: String, file: URL, diskFormat: String) async throws {
+        let instance = try await database.read { try await ComputeSchema.instances.fetch(id, on: $0) }.map(Instance.init(record:))
+        guard let instance, instance.host == host, instance.pendingImage == image, instance.taskState == .imageSnapshot else {
+            throw NimbusError.conflict("Instance \(id) is not taking a snapshot into image \(image) on \(host).")
+        }
+        try await images.uploadImage(image, file: file, diskFormat: diskFormat)
     }
 
     public func instances(host: String) async throws -> [String: InstanceBaseline] {

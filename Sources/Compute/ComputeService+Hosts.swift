@@ -206,6 +206,7 @@ extension ComputeService {
         }
         // Nimbus extras an operator wants on `hypervisor show`: the accelerator QEMU uses.
         out["nimbus:accelerator"] = facts["accelerator"] ?? .null
+        out["nimbus:ksm"] = facts["ksm"] ?? [:]
         return .object(out)
     }
 

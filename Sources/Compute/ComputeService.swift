@@ -33,6 +33,13 @@ public struct ImageFacts: Sendable {
 public protocol ImageLookup: Sendable {
     /// The image if `caller` may see it, else nil.
     func image(_ id: String, caller: AuthContext) async throws -> ImageFacts?
+    /// A new queued image owned by the caller's project, for a snapshot. - Returns: its id.
+    func createSnapshotImage(name: String, diskFormat: String, properties: [String: String], minDiskGB: Int64,
+                             minRAMMB: Int64, caller: AuthContext) async throws -> String
+    /// Fills a queued image from a local file.
+    func uploadImage(_ id: String, file: URL, diskFormat: String) async throws
+    /// Removes an image whose snapshot failed.
+    func discardImage(_ id: String) async
 }
 
 public struct ComputeConfiguration: Sendable {

@@ -134,6 +134,14 @@ public actor FakeDriver: HypervisorDriver {
         guestsByID[spec.uuid] = guest
     }
 
+    /// A small raw disk standing for the guest's (the fake has no real disk).
+    public func snapshot(_ uuid: String, to file: URL) async throws -> String {
+        try await delay()
+        _ = try guest(uuid)
+        try Data(count: 1 << 20).write(to: file)
+        return "raw"
+    }
+
     public func consoleOutput(_ uuid: String, lines: Int?) async throws -> String {
         let console = try guest(uuid).console
         let shown = lines.map { Array(console.suffix(max(0, $0))) } ?? console

@@ -65,6 +65,8 @@ public struct HostFacts: Sendable, Equatable {
     /// "kvm" or "tcg" for QEMU, "fake" for the fake driver.
     public var accelerator: String
     public var cpuInfo: String
+    /// Kernel same-page merging counters (`run`, `pages_shared`, `pages_sharing`, ...), where known.
+    public var ksm: [String: Int] = [:]
 
     public init(vcpus: Int, memoryMB: Int, diskGB: Int, hypervisorType: String, hypervisorVersion: Int = 1000,
                 accelerator: String, cpuInfo: String = "{}") {
@@ -106,6 +108,9 @@ public protocol HypervisorDriver: Sendable {
     func resize(_ spec: GuestSpec) async throws
     /// Recreates a guest from `spec` (possibly a new image), keeping its identity.
     func rebuild(_ spec: GuestSpec) async throws
+    /// Writes a bootable copy of the guest's root disk to `file` (crash-consistent when it runs).
+    /// - Returns: the copy's disk format (`qcow2`, `raw`).
+    func snapshot(_ uuid: String, to file: URL) async throws -> String
     /// The last `lines` lines of the serial console (all when nil).
     func consoleOutput(_ uuid: String, lines: Int?) async throws -> String
 }

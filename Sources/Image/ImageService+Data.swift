@@ -31,6 +31,11 @@ extension ImageService {
         }
     }
 
+    /// Fills a queued image from a local file (a compute host's snapshot), as an upload would.
+    public func upload(_ id: String, file: URL, caller: AuthContext) async throws -> Record {
+        try await upload(id, chunks: FileChunks(path: file.path), declaredSize: nil, caller: caller)
+    }
+
     /// `PUT /v2/images/{id}/stage`: data for a later `glance-direct` import; `queued → uploading`.
     public func stage<Chunks: AsyncSequence>(
         _ id: String, chunks: Chunks, declaredSize: Int64?, caller: AuthContext

@@ -1,6 +1,8 @@
 import Testing
 
+@testable import Agent
 @testable import Compute
+import Hypervisor
 
 /// Compute's pure pieces: hostnames from display names, server status, microversion negotiation.
 @Suite struct ComputeUnitTests {
@@ -72,5 +74,20 @@ import Testing
         #expect(Self.negotiated("compute 2.x") == "invalid")
         #expect(Self.negotiated("compute 2.1.1") == "invalid")
         #expect(Self.negotiated(nil, "garbage") == "invalid")
+    }
+}
+
+@Suite struct AgentDeadlineTests {
+    @Test func hungOperationFailsAtItsDeadline() async throws {
+        let started = ContinuousClock.now
+        await #expect(throws: HypervisorError.self) {
+            try await ComputeAgent.withDeadline(.milliseconds(100), what: "spawn") {
+                try? await Task.sleep(for: .seconds(30))
+                return 1
+            }
+        }
+        #expect(ContinuousClock.now - started < .seconds(5))
+        let value = try await ComputeAgent.withDeadline(.seconds(5), what: "spawn") { 7 }
+        #expect(value == 7)
     }
 }

@@ -127,6 +127,22 @@ def test_real_vm_lifecycle_and_readoption(tmp_path):
         wait_status(c, "vm, two", "SHUTOFF", timeout=60)
         assert qemu_pids(other) == []
 
+        # Resize restarts the guest with the new flavor's memory; revert goes back.
+        c.openstack("server", "resize", "--flavor", "m1.micro", "--wait", "vm1", cloud="nimbus-demo", fmt=False)
+        wait_status(c, "vm1", "VERIFY_RESIZE")
+        command_line = Path(f"/proc/{qemu_pids(vm1)[0]}/cmdline").read_bytes().split(b"\0")
+        assert command_line[command_line.index(b"-m") + 1] == b"192", command_line
+        c.openstack("server", "resize", "confirm", "vm1", cloud="nimbus-demo", fmt=False)
+        wait_status(c, "vm1", "ACTIVE")
+
+        # createImage: the snapshot is an active qcow2 image that boots.
+        c.openstack("server", "image", "create", "--name", "vm1-snap", "--wait", "vm1", cloud="nimbus-demo", fmt=False)
+        snap = c.openstack("image", "show", "vm1-snap", cloud="nimbus-demo")
+        assert snap["status"] == "active" and snap["disk_format"] == "qcow2", snap
+        c.openstack("server", "create", "--image", "vm1-snap", "--flavor", "m1.micro", "from-snap", cloud="nimbus-demo")
+        servers["from-snap"] = wait_status(c, "from-snap", "ACTIVE")["id"]
+        assert "hostname=from-snap " in wait_console(c, "from-snap", "NIMBUS-GUEST")
+
         # Delete leaves no process and no file.
         for name, uuid in servers.items():
             c.openstack("server", "delete", "--wait", name, cloud="nimbus-demo", fmt=False)

@@ -248,8 +248,11 @@ public enum ComputeAPI {
                 }
                 return .json(["output": .string(try await service.consoleOutput(id, lines: lines, caller: caller))])
             case "createImage":
-                _ = try await service.instance(id, caller: caller)
-                throw NimbusError(.notImplemented, "createImage is not available yet: snapshots come with the QEMU hypervisor driver.")
+                let image = try await service.createImage(id, argument.objectValue.map { ["createImage": .object($0)] } ?? body,
+                                                          caller: caller, requestID: requestID)
+                let location: HTTPFields = [.location: "\(call.views.publicURL)/image/v2/images/\(image)"]
+                if call.version >= 45 { return .json(["image_id": .string(image)], status: .accepted, headers: location) }
+                return .empty(.accepted, headers: location)
             default:
                 throw NimbusError.badRequest("There is no such action: \(action)")
             }

@@ -88,6 +88,8 @@ public struct Instance: Sendable {
     public var accessIPv6: String
     /// The request that created the server, for its instance action.
     public var requestID: String
+    /// The image a snapshot in flight fills.
+    public var pendingImage: String?
 
     init(record r: RecordTable.Record) {
         id = r.string("id") ?? ""
@@ -130,6 +132,7 @@ public struct Instance: Sendable {
         accessIPv4 = r.string("access_ipv4") ?? ""
         accessIPv6 = r.string("access_ipv6") ?? ""
         requestID = r.string("request_id") ?? ""
+        pendingImage = r.string("pending_image")
     }
 
     var record: RecordTable.Record {
@@ -151,7 +154,7 @@ public struct Instance: Sendable {
             "scheduler_hints": .object(schedulerHints), "server_group": .optional(serverGroup),
             "access_ipv4": .string(accessIPv4), "access_ipv6": .string(accessIPv6), "request_id": .string(requestID),
             // Copies of the flavor's numbers, so quota usage is one SQL sum.
-            "vcpus": .int(flavor.vcpus), "memory_mb": .int(flavor.ram),
+            "vcpus": .int(flavor.vcpus), "memory_mb": .int(flavor.ram), "pending_image": .optional(pendingImage),
         ]
     }
 

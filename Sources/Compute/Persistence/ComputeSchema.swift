@@ -77,6 +77,10 @@ public enum ComputeSchema {
                 metadata TEXT NOT NULL, hosts TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT)
             """,
         ]),
+        Migration(id: "compute-0003", sql: [
+            // The image a snapshot in flight fills (`createImage`).
+            "ALTER TABLE compute_instances ADD COLUMN pending_image TEXT",
+        ]),
     ]
 
     static let aggregates = RecordTable("compute_aggregates", columns: [
@@ -105,6 +109,7 @@ public enum ComputeSchema {
         .init("launch_index", .int), .init("attempts", .int), .init("failed_hosts", .json),
         .init("requested_networks", .json), .init("scheduler_hints", .json), .init("server_group"),
         .init("access_ipv4"), .init("access_ipv6"), .init("request_id"), .init("vcpus", .int), .init("memory_mb", .int),
+        .init("pending_image"),
     ])
     static let actions = RecordTable("compute_instance_actions", columns: [
         .init("id"), .init("instance_id"), .init("request_id"), .init("action"), .init("user_id"), .init("project_id"),

@@ -65,10 +65,29 @@ public actor QEMUDriver: HypervisorDriver {
     func specFile(_ uuid: String) -> URL { folder(uuid).appendingPathComponent("spec.json") }
     func stateFile(_ uuid: String) -> URL { folder(uuid).appendingPathComponent("suspended.state") }
 
+    /// The host as it is: CPUs, memory, the free space of the guests' filesystem, KSM's counters.
     public func hostFacts() async throws -> HostFacts {
-        HostFacts(vcpus: configuration.vcpus, memoryMB: configuration.memoryMB, diskGB: configuration.diskGB,
-                  hypervisorType: "QEMU", hypervisorVersion: 7002000, accelerator: try await chosenAccelerator(),
-                  cpuInfo: #"{"arch": "x86_64", "model": "qemu64", "vendor": "QEMU"}"#)
+        try FileManager.default.createDirectory(at: configuration.directory, withIntermediateDirectories: true)
+        var disk = configuration.diskGB
+        var stats = statvfs()
+        if statvfs(configuration.directory.path, &stats) == 0 {
+            disk = Int((UInt64(stats.f_blocks) * UInt64(stats.f_frsize)) >> 30)
+        }
+        var facts = HostFacts(vcpus: configuration.vcpus, memoryMB: configuration.memoryMB, diskGB: disk,
+                              hypervisorType: "QEMU", hypervisorVersion: 7002000, accelerator: try await chosenAccelerator(),
+                              cpuInfo: #"{"arch": "x86_64", "model": "qemu64", "vendor": "QEMU"}"#)
+        facts.ksm = Self.ksmCounters()
+        return facts
+    }
+
+    /// `/sys/kernel/mm/ksm/*`: whether same-page merging runs and how much it shares.
+    static func ksmCounters() -> [String: Int] {
+        var out: [String: Int] = [:]
+        for name in ["run", "pages_shared", "pages_sharing", "pages_unshared", "full_scans"] {
+            if let text = try? String(contentsOfFile: "/sys/kernel/mm/ksm/\(name)", encoding: .utf8),
+               let value = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) { out[name] = value }
+        }
+        return out
     }
 
     // MARK: - Accelerator
@@ -439,6 +458,24 @@ public actor QEMUDriver: HypervisorDriver {
         try await prepareDisks(spec)
         try save(spec)
         try await launch(spec)
+    }
+
+    /// Flattens the guest's disk chain into one standalone qcow2. A running guest is paused for
+    /// the copy, so the image is crash-consistent (as Nova's live snapshots are).
+    public func snapshot(_ uuid: String, to file: URL) async throws -> String {
+        let disk = folder(uuid).appendingPathComponent("disk.qcow2")
+        guard FileManager.default.fileExists(atPath: disk.path) else { throw HypervisorError("Instance \(uuid) could not be found on this host.") }
+        var running = false
+        if runningPID(uuid) != nil { running = await power(uuid) == .running }
+        if running { try await QMP.execute(qmpSocket(uuid), "stop") }
+        do {
+            try await HostProcess("qemu-img", ["convert", "-U", "-q", "-O", "qcow2", disk.path, file.path]).run()
+        } catch {
+            if running { _ = try? await QMP.execute(qmpSocket(uuid), "cont") }
+            throw error
+        }
+        if running { try await QMP.execute(qmpSocket(uuid), "cont") }
+        return "qcow2"
     }
 
     public func consoleOutput(_ uuid: String, lines: Int?) async throws -> String {
