@@ -227,9 +227,127 @@ def bench_compute(work, hosts=50, servers=1000, concurrency=20):
           f"p50 {decision['p50_ms']:.2f} ms, p99 {decision['p99_ms']:.2f} ms")
 
 
+def qmp_ready(path, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(2)
+                s.connect(path)
+                if s.makefile().readline():
+                    return True
+        except OSError:
+            time.sleep(0.005)
+    return False
+
+
+def wait_file_contains(path, needle, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(path, "rb") as f:
+                if needle in f.read():
+                    return True
+        except FileNotFoundError:
+            pass
+        time.sleep(0.02)
+    return False
+
+
+def bench_qemu(work, boots=5, crowd=10):
+    """Real VMs under the QEMU driver: control-plane overhead over a bare QEMU start and boot."""
+    guest = os.environ.get("NIMBUS_GUEST_DIR", os.path.join(ROOT, ".build/nimbus-guest"))
+    if not os.path.exists(os.path.join(guest, "disk.qcow2")):
+        print(f"qemu: skipped (no guest in {guest}; run nimbus guest-image build --out {guest})")
+        return
+    state = os.path.join(work, "qemu")
+    server = Server(state, free_port(), ["--driver", "qemu", "--accel", "tcg", "--guest-dir", guest,
+                                         "--shutdown-timeout", "5", "--max-concurrent-spawns", "2"]).start()
+    try:
+        token = server.token()
+        headers = {"X-Auth-Token": token, "OpenStack-API-Version": "compute 2.79"}
+        compute = server.base + "/compute/v2.1"
+        image = requests.get(server.base + "/image/v2/images?name=tiny", headers=headers).json()["images"][0]["id"]
+        project = requests.get(server.base + "/identity/v3/auth/tokens",
+                               headers={**headers, "X-Subject-Token": token}).json()["token"]["project"]["id"]
+        requests.put(f"{compute}/os-quota-sets/{project}", headers=headers,
+                     json={"quota_set": {"instances": -1, "cores": -1, "ram": -1}}).raise_for_status()
+
+        def create(name):
+            reply = requests.post(compute + "/servers", headers=headers, json={"server": {
+                "name": name, "imageRef": image, "flavorRef": "42", "networks": "none"}})
+            reply.raise_for_status()
+            return reply.json()["server"]["id"]
+
+        def wait_active(uuid):
+            while True:
+                status = requests.get(f"{compute}/servers/{uuid}", headers=headers).json()["server"]["status"]
+                if status == "ACTIVE":
+                    return
+                assert status == "BUILD", status
+                time.sleep(0.005)
+
+        def delete(uuid):
+            requests.delete(f"{compute}/servers/{uuid}", headers=headers)
+            while requests.get(f"{compute}/servers/{uuid}", headers=headers).status_code != 404:
+                time.sleep(0.05)
+
+        overheads, marker_ratios = [], []
+        for index in range(boots):
+            started = time.monotonic()
+            uuid = create(f"bench-{index}")
+            wait_active(uuid)
+            active = time.monotonic() - started
+            folder = os.path.join(state, "compute", "instances", uuid)
+            wait_file_contains(os.path.join(folder, "console.log"), b"NIMBUS-GUEST")
+            marker = time.monotonic() - started
+            # The same QEMU command line, on copies of the guest's files, timed bare.
+            with open(f"/proc/{int(open(os.path.join(folder, 'qemu.pid')).read())}/cmdline", "rb") as f:
+                args = [a.decode() for a in f.read().split(b"\0") if a]
+            bare = os.path.join(work, f"bare-{index}")
+            shutil.copytree(folder, bare, ignore=shutil.ignore_patterns("qmp.sock", "qemu.pid", "console.log", "*.log"))
+            args = [a.replace(folder, bare) for a in args]
+            started = time.monotonic()
+            proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            qmp_ready(os.path.join(bare, "qmp.sock"))
+            bare_start = time.monotonic() - started
+            wait_file_contains(os.path.join(bare, "console.log"), b"NIMBUS-GUEST")
+            bare_marker = time.monotonic() - started
+            proc.kill()
+            proc.wait()
+            shutil.rmtree(bare, ignore_errors=True)
+            overheads.append((active - bare_start) * 1000)
+            marker_ratios.append(marker / bare_marker)
+            delete(uuid)
+        overheads.sort()
+        marker_ratios.sort()
+        print(f"QEMU (TCG) create->ACTIVE minus a bare QEMU start with the same arguments: median "
+              f"{overheads[len(overheads) // 2]:.0f} ms (all: {', '.join(f'{o:.0f}' for o in overheads)})")
+        print(f"create->guest marker / bare QEMU boot to marker: median {marker_ratios[len(marker_ratios) // 2]:.2f} "
+              f"(all: {', '.join(f'{r:.2f}' for r in marker_ratios)})")
+
+        started = time.monotonic()
+        uuids = [create(f"crowd-{index}") for index in range(crowd)]
+        for uuid in uuids:
+            wait_active(uuid)
+        for uuid in uuids:
+            assert wait_file_contains(os.path.join(state, "compute", "instances", uuid, "console.log"), b"NIMBUS-GUEST", 300), uuid
+        everyone = time.monotonic() - started
+        qemu_rss = sum(rss_kib(int(open(os.path.join(state, "compute", "instances", u, "qemu.pid")).read())) for u in uuids)
+        print(f"{crowd} guests at once: all at their marker in {everyone:.1f} s; nimbus (control plane + agent) RSS "
+              f"{rss_kib(server.proc.pid) / 1024:.1f} MiB; QEMU RSS {qemu_rss / 1024 / crowd:.0f} MiB per guest")
+        for uuid in uuids:
+            requests.delete(f"{compute}/servers/{uuid}", headers=headers)
+        for uuid in uuids:
+            while requests.get(f"{compute}/servers/{uuid}", headers=headers).status_code != 404:
+                time.sleep(0.1)
+    finally:
+        server.stop()
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", default="startup,tokens,projects,placement,images,compute")
+    parser.add_argument("--only", default="startup,tokens,projects,placement,images,compute,qemu")
     parser.add_argument("--image-mib", type=int, default=1024)
     args = parser.parse_args()
     parts = set(args.only.split(","))
@@ -253,6 +371,8 @@ def main():
                 server.stop()
         if "compute" in parts:
             bench_compute(work)
+        if "qemu" in parts:
+            bench_qemu(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
