@@ -34,6 +34,8 @@ public struct CloudConfiguration: Sendable {
     public var defaultQuotas: [String: Int64] = [:]
     /// Pack servers onto the fewest hosts instead of spreading them.
     public var stackScheduling = false
+    public var cpuAllocationRatio = 4.0
+    public var ramAllocationRatio = 1.0
 
     public init(databaseURL: String, host: String, port: Int, publicURL: String? = nil, keyDirectory: URL,
                 imageDirectory: URL, bcryptCost: UInt8 = 12, tokenLifetime: TimeInterval = 3600) {
@@ -96,6 +98,8 @@ public final class Cloud: Sendable {
             computeConfiguration.serviceDownTime = configuration.serviceDownTime
             computeConfiguration.defaultQuotas.merge(configuration.defaultQuotas) { _, new in new }
             if configuration.stackScheduling { computeConfiguration.scheduler = .stack }
+            computeConfiguration.allocationRatios["VCPU"] = configuration.cpuAllocationRatio
+            computeConfiguration.allocationRatios["MEMORY_MB"] = configuration.ramAllocationRatio
             compute = ComputeService(database: database, placement: placement, images: ImageCatalog(image: image),
                                      configuration: computeConfiguration, logger: logger)
         } catch {

@@ -19,9 +19,6 @@ struct ComputeNode: Sendable {
 }
 
 extension ComputeService: AgentControlPlane {
-    /// Allocation ratios hosts report, as the seed overcommits: CPU 4.0, RAM 1.0, disk 1.0.
-    static let ratios: [String: Double] = ["VCPU": 4.0, "MEMORY_MB": 1.0, "DISK_GB": 1.0]
-
     public func register(host: String, zone: String, facts: HostFacts, link: any AgentLink) async throws {
         let now = Self.now()
         let factsJSON: JSONValue = [
@@ -50,9 +47,9 @@ extension ComputeService: AgentControlPlane {
             return node
         }
         let inventories: [String: Inventory] = [
-            "VCPU": Inventory(total: Int64(facts.vcpus), maxUnit: Int64(facts.vcpus), allocationRatio: Self.ratios["VCPU"]!),
-            "MEMORY_MB": Inventory(total: Int64(facts.memoryMB), maxUnit: Int64(facts.memoryMB), allocationRatio: Self.ratios["MEMORY_MB"]!),
-            "DISK_GB": Inventory(total: Int64(facts.diskGB), maxUnit: Int64(facts.diskGB), allocationRatio: Self.ratios["DISK_GB"]!),
+            "VCPU": Inventory(total: Int64(facts.vcpus), maxUnit: Int64(facts.vcpus), allocationRatio: configuration.allocationRatios["VCPU"] ?? 4.0),
+            "MEMORY_MB": Inventory(total: Int64(facts.memoryMB), maxUnit: Int64(facts.memoryMB), allocationRatio: configuration.allocationRatios["MEMORY_MB"] ?? 1.0),
+            "DISK_GB": Inventory(total: Int64(facts.diskGB), maxUnit: Int64(facts.diskGB), allocationRatio: configuration.allocationRatios["DISK_GB"] ?? 1.0),
         ]
         try await placement.ensureProvider(uuid: node, name: host, inventories: inventories, traits: ["COMPUTE_NODE"])
         links.set(host, link)

@@ -50,6 +50,8 @@ public struct ComputeConfiguration: Sendable {
     /// A service that has not reported for this long is `down` (Nova's `service_down_time`).
     public var serviceDownTime: TimeInterval = 60
     public var scheduler = SchedulerConfiguration.spread
+    /// Overcommit hosts report to Placement, as Nova's initial ratios: CPU 4.0, RAM 1.0, disk 1.0.
+    public var allocationRatios: [String: Double] = ["VCPU": 4.0, "MEMORY_MB": 1.0, "DISK_GB": 1.0]
     /// Quotas of projects that have no limit of their own, as Nova's defaults.
     public var defaultQuotas: [String: Int64] = ComputeConfiguration.novaDefaultQuotas
     /// The control plane's host name, shown for nova-scheduler and nova-conductor.

@@ -80,6 +80,7 @@ struct BootDelete: AsyncParsableCommand {
     func bootAndDelete(_ index: Int, _ session: URLSession) async throws -> Double {
         let body: [String: Any] = ["server": ["name": "bench-\(index)", "imageRef": image, "flavorRef": flavor, "networks": "none"]]
         let started = Date()
+        let deadline = Date().addingTimeInterval(120)
         let (created, status) = try await send("POST", "/servers", body: body, session)
         guard status == 202, let id = ((created?["server"] as? [String: Any])?["id"]) as? String else {
             throw ValidationError("create failed with \(status): \(String(describing: created))")
@@ -89,12 +90,14 @@ struct BootDelete: AsyncParsableCommand {
             let state = (shown?["server"] as? [String: Any])?["status"] as? String
             if state == "ACTIVE" { break }
             if (state != "BUILD" && state != nil) || code != 200 { throw ValidationError("server \(id) went \(state ?? "?") (\(code))") }
+            if Date() > deadline { throw ValidationError("server \(id) not ACTIVE within 120 s") }
             try await Task.sleep(for: .milliseconds(pollMs))
         }
         let active = Date().timeIntervalSince(started)
         if keep { return active }
         _ = try await send("DELETE", "/servers/\(id)", body: nil, session)
         while try await send("GET", "/servers/\(id)", body: nil, session).1 != 404 {
+            if Date() > deadline.addingTimeInterval(120) { throw ValidationError("server \(id) not gone within 120 s of its delete") }
             try await Task.sleep(for: .milliseconds(pollMs))
         }
         return active

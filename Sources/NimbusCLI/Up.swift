@@ -63,6 +63,12 @@ struct Up: AsyncParsableCommand {
     @Option(help: "Builds of one server before it goes to ERROR.")
     var schedulerMaxAttempts: Int = 3
 
+    @Option(help: "vCPUs allocated per host CPU (Nova's cpu_allocation_ratio).")
+    var cpuAllocationRatio: Double = 4.0
+
+    @Option(help: "Memory allocated per host MB (Nova's ram_allocation_ratio).")
+    var ramAllocationRatio: Double = 1.0
+
     @Flag(help: "Pack servers onto the fewest hosts instead of spreading them.")
     var stackScheduling = false
 
@@ -102,6 +108,8 @@ struct Up: AsyncParsableCommand {
         configuration.maxBuildAttempts = max(1, schedulerMaxAttempts)
         configuration.serviceDownTime = serviceDownTime
         configuration.stackScheduling = stackScheduling
+        configuration.cpuAllocationRatio = cpuAllocationRatio
+        configuration.ramAllocationRatio = ramAllocationRatio
         configuration.defaultQuotas["instances"] = quotaInstances
         let cloud = try await Cloud(configuration: configuration, logger: logger)
         let credentials = CredentialsFile(directory: state)
