@@ -129,7 +129,14 @@ public final class Cloud: Sendable {
             router: router(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "nimbus"),
             services: [identity, ComputeRuntime(compute: compute, hosts: configuration.localHosts, images: ImageStoreSource(image: image), logger: logger)],
-            onServerRunning: { _ in await onReady() },
+            onServerRunning: { [compute, configuration] _ in
+                // Ready means a server can be placed: wait (briefly) for the local hosts to register.
+                if let hosts = configuration.localHosts {
+                    let names = Set((0..<(hosts.driver == .qemu ? 1 : hosts.count)).map(hosts.name))
+                    _ = await compute.waitForHosts(names, timeout: .seconds(30))
+                }
+                await onReady()
+            },
             logger: logger)
         do {
             try await app.runService()

@@ -27,31 +27,35 @@ extension ComputeService: AgentControlPlane {
             "accelerator": .string(facts.accelerator), "cpu_info": .string(facts.cpuInfo),
             "ksm": .object(facts.ksm.mapValues { .int(Int64($0)) }),
         ]
-        let node = try await database.transaction { db -> String in
-            let existing = try await ComputeSchema.services.list(
+        // The provider first, then the service row that points at it: a host is schedulable (and
+        // `nimbus up` ready) only once both exist.
+        let existing = try await database.read { db in
+            try await ComputeSchema.services.list(
                 [.init("host", .equal, .string(host)), .init("service_binary", .equal, "nova-compute")], on: db).first
-            if let existing, let id = existing.string("id") {
-                let node = existing.string("node_uuid") ?? Identifier.uuid()
-                try await ComputeSchema.services.update(id, [
-                    "zone": .string(zone), "last_seen": .double(Date().timeIntervalSince1970), "updated_at": .string(now),
-                    "node_uuid": .string(node), "facts": factsJSON,
-                ], on: db)
-                return node
-            }
-            let node = Identifier.uuid()
-            try await ComputeSchema.services.insert([
-                "id": .string(Identifier.uuid()), "host": .string(host), "service_binary": "nova-compute", "zone": .string(zone),
-                "disabled": false, "disabled_reason": nil, "forced_down": false, "last_seen": .double(Date().timeIntervalSince1970),
-                "created_at": .string(now), "updated_at": .string(now), "node_uuid": .string(node), "facts": factsJSON,
-            ], on: db)
-            return node
         }
+        let node = existing?.string("node_uuid") ?? Identifier.uuid()
         let inventories: [String: Inventory] = [
             "VCPU": Inventory(total: Int64(facts.vcpus), maxUnit: Int64(facts.vcpus), allocationRatio: configuration.allocationRatios["VCPU"] ?? 4.0),
             "MEMORY_MB": Inventory(total: Int64(facts.memoryMB), maxUnit: Int64(facts.memoryMB), allocationRatio: configuration.allocationRatios["MEMORY_MB"] ?? 1.0),
             "DISK_GB": Inventory(total: Int64(facts.diskGB), maxUnit: Int64(facts.diskGB), allocationRatio: configuration.allocationRatios["DISK_GB"] ?? 1.0),
         ]
         try await placement.ensureProvider(uuid: node, name: host, inventories: inventories, traits: ["COMPUTE_NODE"])
+        try await database.transaction { db in
+            let current = try await ComputeSchema.services.list(
+                [.init("host", .equal, .string(host)), .init("service_binary", .equal, "nova-compute")], on: db).first
+            if let id = current?.string("id") {
+                try await ComputeSchema.services.update(id, [
+                    "zone": .string(zone), "last_seen": .double(Date().timeIntervalSince1970), "updated_at": .string(now),
+                    "node_uuid": .string(node), "facts": factsJSON,
+                ], on: db)
+            } else {
+                try await ComputeSchema.services.insert([
+                    "id": .string(Identifier.uuid()), "host": .string(host), "service_binary": "nova-compute", "zone": .string(zone),
+                    "disabled": false, "disabled_reason": nil, "forced_down": false, "last_seen": .double(Date().timeIntervalSince1970),
+                    "created_at": .string(now), "updated_at": .string(now), "node_uuid": .string(node), "facts": factsJSON,
+                ], on: db)
+            }
+        }
         links.set(host, link)
         invalidateHostViews()
         logger.info("compute host \(host) registered (\(facts.vcpus) vCPU, \(facts.memoryMB) MB, \(facts.diskGB) GB, \(facts.accelerator))")
@@ -331,6 +335,19 @@ extension ComputeService: AgentControlPlane {
         let nodes = try await loadComputeNodes()
         nodeCache.store(nodes)
         return nodes
+    }
+
+    /// Waits (up to `timeout`) until these hosts have registered: `nimbus up` says it is ready
+    /// only once it can place a server. - Returns: whether they all did.
+    public func waitForHosts(_ names: Set<String>, timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let nodes = try? await loadComputeNodes(), names.isSubset(of: Set(nodes.values.filter(\.isUp).map(\.host))) {
+                return true
+            }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return false
     }
 
     func invalidateHostViews() {

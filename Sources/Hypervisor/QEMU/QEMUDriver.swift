@@ -118,7 +118,8 @@ public actor QEMUDriver: HypervisorDriver {
         process.standardError = handle
         process.standardOutput = handle
         guard (try? process.run()) != nil else { return false }
-        try? await Task.sleep(for: .seconds(2))
+        // Broken nested KVM fails at once (CPU setup); a guest still running after a moment is fine.
+        try? await Task.sleep(for: .milliseconds(500))
         let running = process.isRunning
         if running { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
