@@ -332,8 +332,9 @@ extension ComputeService: AgentControlPlane {
 
     func computeNodes() async throws -> [String: ComputeNode] {
         if let cached = nodeCache.value(maxAge: 1) { return cached }
+        let generation = nodeCache.currentGeneration
         let nodes = try await loadComputeNodes()
-        nodeCache.store(nodes)
+        nodeCache.store(nodes, loadedAt: generation)
         return nodes
     }
 

@@ -280,6 +280,7 @@ extension ComputeService {
     func hostStates() async throws -> [String: String] {
         // Admins poll servers often; host state changes on a heartbeat scale, so a second-old view is enough.
         if let cached = hostStateCache.value(maxAge: 1) { return cached }
+        let generation = hostStateCache.currentGeneration
         let rows = try await database.read { db in
             try await ComputeSchema.services.list([.init("service_binary", .equal, "nova-compute")], on: db)
         }
@@ -288,7 +289,7 @@ extension ComputeService {
             guard let host = row.string("host") else { continue }
             out[host] = !isUp(row) ? "DOWN" : (row["disabled"]?.boolValue == true ? "MAINTENANCE" : "UP")
         }
-        hostStateCache.store(out)
+        hostStateCache.store(out, loadedAt: generation)
         return out
     }
 }

@@ -206,9 +206,20 @@ final class AgentLinks: Sendable {
 }
 
 /// A value kept for a short while, to spare repeated reads of slowly changing state.
+///
+/// `clear` bumps a generation; a value loaded before a `clear` is not stored, so a reader that
+/// raced a change can never put the old state back for the next second.
 final class RecentValue<Value: Sendable>: Sendable {
     private let lock = NSLock()
     nonisolated(unsafe) private var stored: (value: Value, at: Date)?
+    nonisolated(unsafe) private var generation = 0
+
+    /// Take before loading; pass to `store`.
+    var currentGeneration: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return generation
+    }
 
     func value(maxAge: TimeInterval) -> Value? {
         lock.lock()
@@ -217,15 +228,16 @@ final class RecentValue<Value: Sendable>: Sendable {
         return stored.value
     }
 
-    func store(_ value: Value) {
+    func store(_ value: Value, loadedAt loaded: Int) {
         lock.lock()
-        stored = (value, Date())
+        if loaded == generation { stored = (value, Date()) }
         lock.unlock()
     }
 
     func clear() {
         lock.lock()
         stored = nil
+        generation += 1
         lock.unlock()
     }
 }
