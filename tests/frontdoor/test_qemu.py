@@ -176,3 +176,23 @@ def test_missing_base_file_ends_in_error_with_the_cause(tmp_path):
         instances = c.state_dir / "compute" / "instances"
         assert not instances.exists() or not list(instances.iterdir()), "a failed build left files"
         c.openstack("server", "delete", "--wait", "bad", fmt=False)
+
+
+def test_ten_guests_at_once_all_reach_their_marker():
+    """A burst of boots on 2 cores: the agent queues spawns, and every guest still comes up."""
+    # Ten 1-vCPU guests need more than the default 4.0 CPU overcommit of a 2-core host.
+    with own_cloud("nimbus-qemu-ten-", extra_args=QEMU_ARGS + ["--cpu-allocation-ratio", "8"]) as c:
+        c.openstack("server", "create", "--image", "tiny", "--flavor", "m1.nano", "--min", "10", "--max", "10",
+                    "burst", cloud="nimbus-demo")
+        names = [f"burst-{index}" for index in range(1, 11)]
+        for name in names:
+            wait_status(c, name, "ACTIVE", timeout=180)
+        for name in names:
+            assert f"hostname={name} " in wait_console(c, name, "NIMBUS-GUEST", timeout=240)
+        for name in names:
+            c.openstack("server", "delete", name, cloud="nimbus-demo", fmt=False)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and c.openstack("server", "list", cloud="nimbus-demo"):
+            time.sleep(1)
+        assert c.openstack("server", "list", cloud="nimbus-demo") == []
+        assert not list((c.state_dir / "compute" / "instances").iterdir())
