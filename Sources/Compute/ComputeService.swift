@@ -87,6 +87,9 @@ public final class ComputeService: Sendable {
     /// In-process links to agents, for requests outside the work queue (console output).
     let links = AgentLinks()
     let hostStateCache = RecentValue<[String: String]>()
+    /// Servers' detail views as bytes, keyed by everything they depend on (`updated_at` moves on
+    /// every change), so listing many servers renders only what changed.
+    let renderedServers = RenderedViews()
     /// Compute nodes as the scheduler sees them; up/down moves on a heartbeat scale, so a view a
     /// second old is enough. Changes made here (registration, disabling) clear it at once.
     let nodeCache = RecentValue<[String: ComputeNode]>()
@@ -239,5 +242,28 @@ final class RecentValue<Value: Sendable>: Sendable {
         stored = nil
         generation += 1
         lock.unlock()
+    }
+}
+
+/// Serialized views by key; forgets everything when it grows past `limit` (keys of changed
+/// servers are never asked for again, so they must not pile up).
+final class RenderedViews: Sendable {
+    private let lock = NSLock()
+    nonisolated(unsafe) private var views: [String: [UInt8]] = [:]
+    let limit = 20_000
+
+    func view(_ key: String, render: () -> [UInt8]) -> [UInt8] {
+        lock.lock()
+        if let cached = views[key] {
+            lock.unlock()
+            return cached
+        }
+        lock.unlock()
+        let rendered = render()
+        lock.lock()
+        if views.count >= limit { views.removeAll(keepingCapacity: true) }
+        views[key] = rendered
+        lock.unlock()
+        return rendered
     }
 }

@@ -125,13 +125,19 @@ public enum ComputeAPI {
             table.add(.get, detail ? "/servers/detail" : "/servers") { request, _, call in
                 let query = try serverQuery(request, call)
                 let (servers, more) = try await service.servers(query, caller: call.caller)
-                var body: [String: JSONValue] = [:]
-                if detail {
-                    let states = call.caller.isAdmin ? try await service.hostStates() : [:]
-                    body["servers"] = .array(servers.map { call.views.server($0, hostStatus: $0.host.flatMap { states[$0] }) })
-                } else {
-                    body["servers"] = .array(servers.map(call.views.summary))
+                var out = Array(#"{"servers":["#.utf8)
+                let states = detail && call.caller.isAdmin ? try await service.hostStates() : [:]
+                for (index, instance) in servers.enumerated() {
+                    if index > 0 { out.append(UInt8(ascii: ",")) }
+                    guard detail else {
+                        call.views.summary(instance).write(to: &out)
+                        continue
+                    }
+                    let hostStatus = instance.host.flatMap { states[$0] }
+                    let key = "\(instance.id)|\(instance.updatedAt)|\(call.version)|\(call.caller.isAdmin)|\(hostStatus ?? "")"
+                    out.append(contentsOf: service.renderedServers.view(key) { call.views.server(instance, hostStatus: hostStatus).bytes() })
                 }
+                out.append(UInt8(ascii: "]"))
                 if more || (query.limit != nil && servers.count == query.limit), let last = servers.last {
                     var allowed = CharacterSet.urlQueryAllowed
                     allowed.remove(charactersIn: "&=+")
@@ -139,9 +145,12 @@ public enum ComputeAPI {
                         "\($0.name)=\($0.value.addingPercentEncoding(withAllowedCharacters: allowed) ?? $0.value)"
                     }
                     items.append("marker=\(last.id)")
-                    body["servers_links"] = [["rel": "next", "href": .string("\(publicURLOf(call))/v2.1/servers\(detail ? "/detail" : "")?\(items.joined(separator: "&"))")]]
+                    let links: JSONValue = [["rel": "next", "href": .string("\(publicURLOf(call))/v2.1/servers\(detail ? "/detail" : "")?\(items.joined(separator: "&"))")]]
+                    out.append(contentsOf: Array(#","servers_links":"#.utf8))
+                    links.write(to: &out)
                 }
-                return .json(.object(body))
+                out.append(UInt8(ascii: "}"))
+                return .jsonBytes(out)
             }
         }
         table.add(.get, "/servers/{id}") { _, context, call in
