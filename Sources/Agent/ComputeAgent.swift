@@ -16,7 +16,6 @@ public actor ComputeAgent: AgentLink {
         public var heartbeatInterval: Duration = .seconds(5)
         public var syncInterval: Duration = .seconds(10)
         public var maxConcurrentSpawns = 4
-        public var maxConcurrentOperations = 64
         /// An operation still running after this fails (and a build is rescheduled).
         public var operationTimeout: Duration = .seconds(300)
 

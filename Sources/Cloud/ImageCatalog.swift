@@ -28,11 +28,7 @@ struct ImageStoreSource: ImageSource {
     let image: ImageService
 
     func imageFile(_ id: String) async throws -> ImageFile {
-        let operator_ = AuthContext(
-            user: .init(id: "nimbus-compute", name: "nimbus-compute"), userDomain: .init(id: "default", name: "Default"),
-            scope: .system, roles: [.init(id: "admin", name: "admin")], methods: ["internal"], auditIDs: [],
-            issuedAt: Date(), expiresAt: Date().addingTimeInterval(60), applicationCredentialID: nil, token: "")
-        guard let (path, record) = try await image.dataLocation(id, caller: operator_) else {
+        guard let (path, record) = try await image.dataLocation(id, caller: ImageCatalog.operatorCaller) else {
             throw HypervisorError("Image \(id) has no data.")
         }
         return ImageFile(path: URL(fileURLWithPath: path), diskFormat: record.string("disk_format") ?? "raw",

@@ -103,12 +103,17 @@ extension ComputeService: AgentControlPlane {
                  .init("deleted", .equal, .bool(false))], on: db)
         }
         var assignments: [Assignment] = []
+        var properties: [String: [String: String]] = [:]
         for instance in rows.map(Instance.init(record:)) {
             guard let task = instance.taskState, let agentTask = Self.agentTask(task) else { continue }
             var spec = Self.guestSpec(instance)
             if agentTask == .spawn || agentTask == .rebuild {
-                // Drivers boot kernel/ramdisk images from these (kernel_id, ramdisk_id).
-                spec.imageProperties = try await imageProperties(instance.imageRef, project: instance.projectID)
+                // Drivers boot kernel/ramdisk images from these (kernel_id, ramdisk_id); a burst
+                // usually boots one image, so it is looked up once per round.
+                if properties[instance.imageRef] == nil {
+                    properties[instance.imageRef] = try await imageProperties(instance.imageRef, project: instance.projectID)
+                }
+                spec.imageProperties = properties[instance.imageRef] ?? [:]
             }
             assignments.append(Assignment(task: agentTask, taskState: task.rawValue, spec: spec, snapshotImage: instance.pendingImage))
         }

@@ -20,8 +20,13 @@ extension ComputeService {
 
     /// A flavor by id (or, as clients fall back to, by name). - Throws: 404 as Nova words it.
     public func flavor(_ id: String, _ caller: AuthContext) async throws -> Record {
-        let visible = try await visibleFlavors(caller, isPublic: nil)
-        guard let flavor = visible.first(where: { $0.string("id") == id }) else {
+        let (flavor, shared) = try await database.read { db in
+            let flavor = try await ComputeSchema.flavors.fetch(id, on: db)
+            let access = try await ComputeSchema.flavorAccess.list(
+                [.init("flavor_id", .equal, .string(id)), .init("project_id", .equal, .string(caller.projectID ?? ""))], on: db)
+            return (flavor, !access.isEmpty)
+        }
+        guard let flavor, flavor["is_public"] == true || caller.isAdmin || shared else {
             throw NimbusError.notFound("Flavor \(id) could not be found.")
         }
         return flavor

@@ -69,7 +69,13 @@ extension ComputeService {
 
     public func keypair(_ name: String, userID: String?, caller: AuthContext) async throws -> Record {
         let user = userID ?? caller.user.id
-        guard let record = try await keypairs(userID: user, caller: caller).first(where: { $0.string("name") == name }) else {
+        if user != caller.user.id && !caller.isAdmin {
+            throw NimbusError.forbidden("Policy doesn't allow os_compute_api:os-keypairs:index to be performed.")
+        }
+        let found = try await database.read { db in
+            try await ComputeSchema.keypairs.list([.init("user_id", .equal, .string(user)), .init("name", .equal, .string(name))], on: db).first
+        }
+        guard let record = found else {
             throw NimbusError.notFound("Keypair \(name) not found for user \(user)")
         }
         return record

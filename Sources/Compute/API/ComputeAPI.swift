@@ -363,11 +363,12 @@ public enum ComputeAPI {
         for detail in [false, true] {
             table.add(.get, detail ? "/flavors/detail" : "/flavors") { request, _, call in
                 let isPublic: Bool? = switch request.query("is_public")?.lowercased() {
-                case nil: call.caller.isAdmin ? nil : nil
+                // Admins see public flavors unless they ask (`None` means all), as Nova's list does.
+                case nil: call.caller.isAdmin ? true : nil
                 case "none"?: nil
                 case let text?: bool(text) ?? true
                 }
-                var flavors = try await service.visibleFlavors(call.caller, isPublic: request.query("is_public") == nil ? (call.caller.isAdmin ? true : nil) : isPublic)
+                var flavors = try await service.visibleFlavors(call.caller, isPublic: isPublic)
                 if let minDisk = request.query("minDisk").flatMap({ Int64($0) }) { flavors = flavors.filter { ($0["disk"]?.intValue ?? 0) >= minDisk } }
                 if let minRam = request.query("minRam").flatMap({ Int64($0) }) { flavors = flavors.filter { ($0["ram"]?.intValue ?? 0) >= minRam } }
                 let key = request.query("sort_key") ?? "flavorid"

@@ -23,9 +23,6 @@ public enum TaskState: String, Sendable, CaseIterable {
     case resizePrep = "resize_prep"
     case resizeReverting = "resize_reverting"
     case imageSnapshot = "image_snapshot"
-
-    /// Tasks the host's agent performs (everything but scheduling).
-    public static let agentTasks: [TaskState] = allCases.filter { $0 != .scheduling }
 }
 
 public enum ServerStatus {
