@@ -62,8 +62,16 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
+        .target(name: "Dataplane", dependencies: [
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: swiftSettings),
+        .target(name: "Network", dependencies: [
+            "NimbusCore", "Store", "Gateway", "Dataplane",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "SQLKit", package: "sql-kit"),
+        ], swiftSettings: swiftSettings),
         .target(name: "Agent", dependencies: [
-            "Hypervisor",
+            "Hypervisor", "Dataplane",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         .target(name: "Compute", dependencies: [
@@ -91,6 +99,8 @@ let package = Package(
         .testTarget(name: "IdentityTests", dependencies: ["Identity", "NimbusCore", "NimbusTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "GuestImageTests", dependencies: ["GuestImage"], swiftSettings: swiftSettings),
         .testTarget(name: "ImageTests", dependencies: ["Image", "NimbusCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "DataplaneTests", dependencies: ["Dataplane"], swiftSettings: swiftSettings),
+        .testTarget(name: "NetworkTests", dependencies: ["Network", "Dataplane", "NimbusCore", "NimbusTesting", "Store"], swiftSettings: swiftSettings),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler"], swiftSettings: swiftSettings),
         .testTarget(name: "ComputeKeyTests", dependencies: ["Compute"], swiftSettings: swiftSettings),
         .testTarget(name: "ComputeTests", dependencies: ["Compute", "Cloud", "NimbusCore", "NimbusTesting", "Scheduler", "Agent", "Hypervisor"], swiftSettings: swiftSettings),
