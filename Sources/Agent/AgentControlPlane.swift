@@ -51,6 +51,19 @@ public protocol AgentControlPlane: Sendable {
     func observe(host: String, _ observations: [PowerObservation]) async throws
     /// Which of `guests` belong to no live instance of this host now (the agent stops them).
     func orphans(host: String, among guests: Set<String>) async throws -> Set<String>
+    /// What the metadata service answers `instance` for `path` (nil: 404).
+    func metadata(instance: String, path: String) async throws -> MetadataDocument?
+}
+
+/// One answer of the metadata service.
+public struct MetadataDocument: Sendable, Equatable {
+    public var contentType: String
+    public var body: [UInt8]
+
+    public init(contentType: String, body: [UInt8]) {
+        self.contentType = contentType
+        self.body = body
+    }
 }
 
 /// What the control plane may ask a host directly, outside the work queue.

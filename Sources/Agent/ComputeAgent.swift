@@ -32,12 +32,18 @@ public actor ComputeAgent: AgentLink {
     public nonisolated let configuration: Configuration
     let driver: any HypervisorDriver
     let controlPlane: any AgentControlPlane
+    let network: NetworkAttachment?
     let logger: Logger
+    /// The network state last converged to, and the ports it wired (already reported).
+    var convergedGeneration: Int64?
+    var reportedWired: Set<String> = []
     private var inFlight: Set<String> = []
     private var runningSpawns = 0
     private var wakeAfterSlot: [CheckedContinuation<Void, Never>] = []
 
-    public init(configuration: Configuration, driver: any HypervisorDriver, controlPlane: any AgentControlPlane, logger: Logger) {
+    public init(configuration: Configuration, driver: any HypervisorDriver, controlPlane: any AgentControlPlane,
+                network: NetworkAttachment? = nil, logger: Logger) {
+        self.network = network
         self.configuration = configuration
         self.driver = driver
         self.controlPlane = controlPlane
@@ -67,6 +73,7 @@ public actor ComputeAgent: AgentLink {
             group.addTask { await self.heartbeatLoop() }
             group.addTask { await self.syncLoop() }
             group.addTask { await self.workLoop() }
+            if let network = self.network { group.addTask { await self.networkLoop(network) } }
             await group.waitForAll()
         }
     }
@@ -166,6 +173,12 @@ public actor ComputeAgent: AgentLink {
     private func execute(_ assignment: Assignment) async throws -> GuestPower {
         let spec = assignment.spec
         let present = try await driver.guests()[spec.uuid]
+        switch assignment.task {
+        case .spawn, .rebuild, .powerOn, .rebootHard, .resume, .resize, .revertResize:
+            // Taps may be gone (a host reboot) or new (a spawn): QEMU cannot start without them.
+            try await wireNICs(of: spec)
+        default: break
+        }
         switch assignment.task {
         case .spawn:
             if present == nil { try await driver.spawn(spec) }

@@ -27,6 +27,26 @@ public struct LocalHosts: Sendable {
     public var shutdownTimeout: Duration = .seconds(15)
     /// The QEMU host's name (one real host per process).
     public var hostName = ProcessInfo.processInfo.hostName
+    /// Whether the QEMU hosts wire their networks (bridges, taps, DHCP, routers, filters).
+    public var dataplane = false
+    /// Where the dataplane keeps its files (dnsmasq's, per network).
+    public var networkDirectory: URL?
+    /// The QEMU host's VXLAN underlay address.
+    public var tunnelAddress: String?
+    /// More QEMU hosts, each inside its own network namespace (one machine emulating several).
+    public var namespaceHosts: [NamespaceHost] = []
+
+    public struct NamespaceHost: Sendable {
+        public var name: String
+        public var namespace: String
+        public var tunnelAddress: String
+
+        public init(name: String, namespace: String, tunnelAddress: String) {
+            self.name = name
+            self.namespace = namespace
+            self.tunnelAddress = tunnelAddress
+        }
+    }
 
     public init() {}
 

@@ -152,7 +152,8 @@ extension ComputeService: AgentControlPlane {
             memoryMB: Int(instance.flavor.ram), rootGB: Int(instance.flavor.disk), ephemeralGB: Int(instance.flavor.ephemeral),
             swapMB: Int(instance.flavor.swap), imageID: instance.imageRef, userData: instance.userData, metadata: instance.metadata,
             publicKeys: keys, extraSpecs: instance.flavor.extraSpecs, projectID: instance.projectID,
-            availabilityZone: instance.availabilityZone ?? "nova", launchIndex: Int(instance.launchIndex))
+            availabilityZone: instance.availabilityZone ?? "nova", launchIndex: Int(instance.launchIndex),
+            nics: instance.networkInfo.map(\.guestNIC))
     }
 
     public func report(host: String, instance: String, taskState: String, outcome: TaskOutcome) async throws {
@@ -164,7 +165,7 @@ extension ComputeService: AgentControlPlane {
     /// until `maxAttempts`; a failed delete completes anyway (the guest, if it still runs, is an
     /// orphan the host's next sync stops).
     func applyReport(host: String, instance id: String, taskState: String, outcome: TaskOutcome) async throws {
-        enum After { case nothing, release, reschedule, wakeHost, discardImage(String) }
+        enum After { case nothing, release, releaseDeleted, reschedule, wakeHost, discardImage(String) }
         let started = Self.now()
         let after = try await database.transaction { db -> After in
             guard let record = try await ComputeSchema.instances.fetchForUpdate(id, on: db) else { return .nothing }
@@ -183,7 +184,7 @@ extension ComputeService: AgentControlPlane {
                 case .deleting:
                     try await self.recordEvent(instance: id, requestID: instance.requestID, event: event, host: host, started: started, on: db)
                     try await self.markDeleted(&instance, on: db)
-                    return .release
+                    return .releaseDeleted
                 case .poweringOff: instance.vmState = .stopped
                 case .poweringOn, .rebooting, .rebootingHard, .unpausing, .resuming, .rebuilding: instance.vmState = .active
                 case .pausing: instance.vmState = .paused
@@ -226,7 +227,7 @@ extension ComputeService: AgentControlPlane {
                     return .release
                 case .deleting:
                     try await self.markDeleted(&instance, on: db)
-                    return .release
+                    return .releaseDeleted
                 case .imageSnapshot:
                     let image = instance.pendingImage
                     instance.taskState = nil
@@ -251,6 +252,9 @@ extension ComputeService: AgentControlPlane {
         case .nothing: break
         case .discardImage(let image): await images.discardImage(image)
         case .release: try await placement.releaseAllocations(consumer: id)
+        case .releaseDeleted:
+            try await placement.releaseAllocations(consumer: id)
+            await unplugPorts(id)
         case .reschedule:
             try await placement.releaseAllocations(consumer: id)
             schedulerWake.notify()

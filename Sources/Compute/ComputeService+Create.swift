@@ -17,6 +17,7 @@ struct BootRequest: Sendable {
     var minCount: Int
     var maxCount: Int
     var networks: JSONValue
+    var securityGroups: [String] = []
     var schedulerHints: [String: JSONValue]
     var serverGroup: String?
     var description: String?
@@ -78,6 +79,7 @@ extension ComputeService {
                 instance.reservationID = reservationID
                 instance.launchIndex = Int64(index)
                 instance.requestedNetworks = request.networks
+                instance.securityGroups = request.securityGroups
                 instance.schedulerHints = request.schedulerHints
                 if let host = request.requestedHost { instance.schedulerHints["nimbus:requested_host"] = .string(host) }
                 instance.serverGroup = request.serverGroup
@@ -192,7 +194,17 @@ extension ComputeService {
             }
             if text.isEmpty { userData = nil }
         }
-        let networks = try Self.networks(fields.fields["networks"], version: version)
+        let networks = try Self.networks(fields.fields["networks"], version: version, withNetworkService: ports != nil)
+        var securityGroups: [String] = []
+        for item in try fields.array("security_groups") ?? [] {
+            guard let name = item["name"]?.stringValue, !name.isEmpty else {
+                throw NimbusError.badRequest("Invalid input for field/attribute security_groups. Value: \(item.serialized()). 'name' is a required property")
+            }
+            if !securityGroups.contains(name) { securityGroups.append(name) }
+        }
+        if let ports, let projectID = caller.projectID {
+            try await ports.validate(Self.requestedNICs(networks), securityGroups: securityGroups, project: projectID)
+        }
         let tags = try fields.stringArray("tags") ?? []
         if version < 52 && !tags.isEmpty {
             throw NimbusError.badRequest("Invalid input for field/attribute server. Additional properties are not allowed ('tags' was unexpected)")
@@ -278,7 +290,7 @@ extension ComputeService {
         return BootRequest(
             name: name, flavor: flavor, imageRef: imageID, keyName: keyName, keyData: keyData, userData: userData,
             metadata: metadata, tags: tags, availabilityZone: zone, minCount: minCount, maxCount: maxCount, networks: networks,
-            schedulerHints: hints, serverGroup: group, description: description,
+            securityGroups: securityGroups, schedulerHints: hints, serverGroup: group, description: description,
             accessIPv4: try fields.string("accessIPv4", nullable: true) ?? "", accessIPv6: try fields.string("accessIPv6", nullable: true) ?? "",
             configDrive: configDrive, adminPass: adminPass,
             returnReservationID: (fields.fields["return_reservation_id"]?.boolValue ?? false)
@@ -329,9 +341,9 @@ extension ComputeService {
         return out
     }
 
-    /// `networks`: "auto", "none" (required from 2.37) or a list of requested networks. The Network
-    /// service does not exist yet, so a list naming networks or ports cannot be honoured.
-    static func networks(_ value: JSONValue?, version: Int) throws -> JSONValue {
+    /// `networks`: "auto", "none" (required from 2.37) or a list of requested networks and ports,
+    /// which the Network service checks (without one, a list cannot be honoured).
+    static func networks(_ value: JSONValue?, version: Int, withNetworkService: Bool = false) throws -> JSONValue {
         guard let value else {
             if version >= 37 { throw NimbusError.badRequest("Invalid input for field/attribute server. Value: 'networks' is a required property") }
             return "auto"
@@ -348,12 +360,17 @@ extension ComputeService {
         for item in items {
             let fields = try FieldReader(item, path: "networks")
             try fields.rejectUnknown(["uuid", "port", "fixed_ip", "tag"])
-            if let port = try fields.string("port", nullable: true) { throw NimbusError.badRequest("Port \(port) could not be found.") }
-            if let network = try fields.string("uuid") {
+            let port = try fields.string("port", nullable: true)
+            let network = try fields.string("uuid")
+            if let port, !withNetworkService { throw NimbusError.badRequest("Port \(port) could not be found.") }
+            if let network, port == nil {
                 guard Identifier.looksLikeUUID(network) else {
                     throw NimbusError.badRequest("Bad networks format: network uuid is not in proper format (\(network))")
                 }
-                throw NimbusError.badRequest("Network \(network) could not be found.")
+                if !withNetworkService { throw NimbusError.badRequest("Network \(network) could not be found.") }
+            }
+            if port == nil && network == nil {
+                throw NimbusError.badRequest("Bad networks format: network uuid or port id is required")
             }
         }
         return items.isEmpty ? "none" : value

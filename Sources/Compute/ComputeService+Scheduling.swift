@@ -98,6 +98,17 @@ extension ComputeService {
                 }
                 continue
             }
+            // Ports are bound once the host is certain (Nova binds them on the chosen host too); a
+            // port that cannot be had fails the build here, as Nova's network allocation does.
+            let nics: [InstanceNIC]
+            do {
+                nics = try await plugPorts(instance, host: host.host)
+            } catch {
+                let reason = (error as? NimbusError)?.message ?? "\(error)"
+                try await fail(instance.id, message: "Build of instance \(instance.id) aborted: Failed to allocate the network(s), not rescheduling.",
+                               details: reason, started: started, event: "conductor_schedule_and_build_instances")
+                return
+            }
             let bound = try await database.transaction { db -> Bool in
                 guard let record = try await ComputeSchema.instances.fetchForUpdate(instance.id, on: db) else { return false }
                 var current = Instance(record: record)
@@ -106,6 +117,7 @@ extension ComputeService {
                 current.node = host.host
                 current.taskState = .spawning
                 current.attempts += 1
+                current.networkInfo = nics
                 try await self.save(current, on: db)
                 try await self.recordEvent(instance: current.id, requestID: current.requestID, event: "conductor_schedule_and_build_instances",
                                            host: host.host, started: started, on: db)

@@ -184,7 +184,10 @@ extension ComputeService {
             try await self.markDeleted(&instance, on: db)
             return (nil, true)
         }
-        if local { try await placement.releaseAllocations(consumer: id) }
+        if local {
+            try await placement.releaseAllocations(consumer: id)
+            await unplugPorts(id)
+        }
         if let host { hostWakes.signal(host).notify() }
     }
 

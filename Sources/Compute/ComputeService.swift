@@ -78,6 +78,8 @@ public final class ComputeService: Sendable {
     public let database: Database
     public let placement: PlacementService
     let images: any ImageLookup
+    /// The Network service; nil in a cloud without one (servers then get no NICs).
+    let ports: (any NetworkPorts)?
     public let configuration: ComputeConfiguration
     let logger: Logger
     /// Wakes the scheduler when an instance needs placing.
@@ -94,8 +96,9 @@ public final class ComputeService: Sendable {
     /// second old is enough. Changes made here (registration, disabling) clear it at once.
     let nodeCache = RecentValue<[String: ComputeNode]>()
 
-    public init(database: Database, placement: PlacementService, images: any ImageLookup,
+    public init(database: Database, placement: PlacementService, images: any ImageLookup, ports: (any NetworkPorts)? = nil,
                 configuration: ComputeConfiguration, logger: Logger) {
+        self.ports = ports
         self.database = database
         self.placement = placement
         self.images = images

@@ -90,6 +90,8 @@ enum GuestFiles {
         fi
         # Only the first line, without control characters: user data may be anything (even gzip).
         [ -r "$latest/user_data" ] && user_line=$(head -n 1 "$latest/user_data" | head -c 1024 | tr -d '\000-\037\177')
+        # Kept for the directives run after the marker (64 KiB is plenty: one per line).
+        [ -r "$latest/user_data" ] && head -c 65536 "$latest/user_data" >/var/run/user_data
         umount /mnt/config
     else
         echo "no config drive (label config-2)" >>/var/log/config-drive.log
@@ -110,7 +112,8 @@ enum GuestFiles {
         # renewing in the background. Its output goes to a file: in the background it keeps
         # stdout open, so it must never be a pipe.
         ip link set eth0 up
-        udhcpc -i eth0 -b -t 5 -T 1 -O mtu -x "hostname:$host" -p /var/run/udhcpc.eth0.pid >/var/log/udhcpc.log 2>&1
+        # 121 (classless static routes) carries the metadata route and, then, the default route.
+        udhcpc -i eth0 -b -t 8 -T 1 -O mtu -O staticroutes -x "hostname:$host" -p /var/run/udhcpc.eth0.pid >/var/log/udhcpc.log 2>&1
         [ -s /var/run/udhcpc.eth0.ip ] && address=$(cat /var/run/udhcpc.eth0.ip)
     fi
 
@@ -127,6 +130,40 @@ enum GuestFiles {
 
     echo "NIMBUS-GUEST hostname=$host uuid=$uuid ip=$address"
     echo "NIMBUS-USERDATA $user_line"
+
+    # user_data directives, one per line, answered on the console after the marker (in the
+    # background: boot is done, and a directive may take seconds):
+    #   nimbus-ping ADDR  -> NIMBUS-PING ADDR ok|fail   (tries for about 10 s)
+    #   nimbus-fetch URL  -> NIMBUS-FETCH URL <first line of the body>|fail
+    if [ -s /var/run/user_data ]; then
+        (
+            tr -d '\r' </var/run/user_data | while read -r directive argument rest; do
+                # Addresses and URLs only: nothing from user data reaches a shell unquoted.
+                argument=$(printf '%s' "$argument" | tr -cd 'A-Za-z0-9.:/_?=&%~+@-')
+                [ -n "$argument" ] || continue
+                case $directive in
+                    nimbus-ping)
+                        result=fail
+                        for try in 1 2 3 4 5 6 7 8 9 10; do
+                            if ping -c 1 -W 1 "$argument" >/dev/null 2>&1; then result=ok; break; fi
+                        done
+                        echo "NIMBUS-PING $argument $result"
+                        ;;
+                    nimbus-fetch)
+                        result=fail
+                        for try in 1 2 3 4 5; do
+                            if wget -q -T 2 -O /var/run/fetch.out "$argument" 2>/dev/null; then
+                                result=$(head -n 1 /var/run/fetch.out | head -c 4096 | tr -d '\000-\037\177')
+                                break
+                            fi
+                            sleep 1
+                        done
+                        echo "NIMBUS-FETCH $argument $result"
+                        ;;
+                esac
+            done
+        ) </dev/null &
+    fi
     """#
 
     /// Run by udhcpc on every DHCP event. Debian's busybox ships none, and without it a lease is
@@ -149,7 +186,15 @@ enum GuestFiles {
                 ip -4 addr add "$ip/${mask:-24}" ${broadcast:+broadcast "$broadcast"} dev "$interface"
             fi
             [ -n "$mtu" ] && ip link set dev "$interface" mtu "$mtu"
-            if [ -n "$router" ]; then
+            # With classless static routes (option 121), RFC 3442 says to ignore the router option.
+            if [ -n "$staticroutes" ]; then
+                while ip -4 route del default dev "$interface" 2>/dev/null; do :; done
+                set -- $staticroutes
+                while [ $# -ge 2 ]; do
+                    ip -4 route replace "$1" via "$2" dev "$interface"
+                    shift 2
+                done
+            elif [ -n "$router" ]; then
                 while ip -4 route del default dev "$interface" 2>/dev/null; do :; done
                 for gateway in $router; do
                     ip -4 route add default via "$gateway" dev "$interface" && break

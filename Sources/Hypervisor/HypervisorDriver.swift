@@ -20,11 +20,15 @@ public struct GuestSpec: Sendable, Equatable {
     public var launchIndex: Int
     /// The image's properties (`kernel_id`/`ramdisk_id` boot a kernel directly).
     public var imageProperties: [String: String]
+    /// One virtio NIC per port, on a tap the host's dataplane made.
+    public var nics: [GuestNIC] = []
 
     public init(uuid: String, name: String, hostname: String, vcpus: Int, memoryMB: Int, rootGB: Int, ephemeralGB: Int = 0,
                 swapMB: Int = 0, imageID: String, userData: String? = nil, metadata: [String: String] = [:],
                 publicKeys: [String: String] = [:], extraSpecs: [String: String] = [:], projectID: String = "",
-                availabilityZone: String = "nova", launchIndex: Int = 0, imageProperties: [String: String] = [:]) {
+                availabilityZone: String = "nova", launchIndex: Int = 0, imageProperties: [String: String] = [:],
+                nics: [GuestNIC] = []) {
+        self.nics = nics
         self.uuid = uuid
         self.name = name
         self.hostname = hostname
@@ -42,6 +46,23 @@ public struct GuestSpec: Sendable, Equatable {
         self.availabilityZone = availabilityZone
         self.launchIndex = launchIndex
         self.imageProperties = imageProperties
+    }
+}
+
+/// A guest's network interface: the port it stands for, its MAC, and the host tap it opens.
+public struct GuestNIC: Sendable, Equatable, Codable {
+    public var portID: String
+    public var mac: String
+    public var tap: String
+    public var mtu: Int?
+    public var networkID: String?
+
+    public init(portID: String, mac: String, tap: String, mtu: Int? = nil, networkID: String? = nil) {
+        self.networkID = networkID
+        self.portID = portID
+        self.mac = mac
+        self.tap = tap
+        self.mtu = mtu
     }
 }
 

@@ -78,6 +78,16 @@ struct Up: AsyncParsableCommand {
     @Option(help: "Seconds without a heartbeat after which a compute service is down.")
     var serviceDownTime: Double = 60
 
+    @Option(help: "This host's VXLAN underlay address (needed once another host shares its networks).")
+    var tunnelAddress: String?
+
+    @Option(help: ArgumentHelp("Another QEMU host run by this process inside a network namespace, as NAME=NAMESPACE,TUNNEL_ADDRESS (repeatable).",
+                               discussion: "Emulates a second hypervisor host on one machine: its guests, taps and bridges live in the namespace, its VXLAN tunnel goes over TUNNEL_ADDRESS."))
+    var extraHost: [String] = []
+
+    @Flag(help: "Leave the host's network alone: no bridges, taps, DHCP or routers (guests get NICs nobody wires).")
+    var noDataplane = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -104,6 +114,17 @@ struct Up: AsyncParsableCommand {
         hosts.accelerator = accel
         hosts.maxConcurrentSpawns = max(1, maxConcurrentSpawns)
         hosts.shutdownTimeout = .seconds(max(0, shutdownTimeout))
+        hosts.dataplane = hosts.driver == .qemu && !noDataplane
+        hosts.networkDirectory = state.appendingPathComponent("network")
+        hosts.tunnelAddress = tunnelAddress
+        for spec in extraHost {
+            let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
+            let rest = parts.count == 2 ? parts[1].split(separator: ",").map(String.init) : []
+            guard parts.count == 2, rest.count == 2, !parts[0].isEmpty else {
+                throw ValidationError("--extra-host wants NAME=NAMESPACE,TUNNEL_ADDRESS, got \(spec)")
+            }
+            hosts.namespaceHosts.append(.init(name: parts[0], namespace: rest[0], tunnelAddress: rest[1]))
+        }
         configuration.localHosts = hosts
         configuration.maxBuildAttempts = max(1, schedulerMaxAttempts)
         configuration.serviceDownTime = serviceDownTime

@@ -117,7 +117,8 @@ public enum ComputeAPI {
             let first = result.instances[0]
             let body: JSONValue = ["server": [
                 "id": .string(first.id), "links": call.views.links("servers", first.id), "OS-DCF:diskConfig": "MANUAL",
-                "security_groups": [["name": "default"]], "adminPass": .string(result.adminPass),
+                "security_groups": .array((first.securityGroups.isEmpty ? ["default"] : first.securityGroups).map { ["name": .string($0)] }),
+                "adminPass": .string(result.adminPass),
             ]]
             return .json(body, status: .accepted, headers: [.location: "\(publicURLOf(call))/v2.1/servers/\(first.id)"])
         }

@@ -65,7 +65,7 @@ struct ComputeViews: Sendable {
             "tenant_id": .string(instance.projectID), "user_id": .string(instance.userID),
             "metadata": .object(instance.metadata.mapValues { .string($0) }), "hostId": .string(Self.hostID(instance)),
             "created": Self.timestamp(instance.createdAt), "updated": Self.timestamp(instance.updatedAt),
-            "addresses": [:], "accessIPv4": .string(instance.accessIPv4), "accessIPv6": .string(instance.accessIPv6),
+            "addresses": ComputeService.addresses(instance.networkInfo), "accessIPv4": .string(instance.accessIPv4), "accessIPv6": .string(instance.accessIPv6),
             "links": links("servers", instance.id), "OS-DCF:diskConfig": "MANUAL",
             "OS-EXT-AZ:availability_zone": .string(instance.availabilityZone ?? (instance.host == nil ? "" : "nova")),
             "config_drive": .string(instance.configDrive), "key_name": .optional(instance.keyName),
@@ -105,7 +105,8 @@ struct ComputeViews: Sendable {
             if version >= 16 { out["host_status"] = .string(hostStatus ?? "") }
         }
         if instance.vmState != .building || instance.host != nil {
-            out["security_groups"] = [["name": "default"]]
+            let groups = instance.securityGroups.isEmpty ? ["default"] : instance.securityGroups
+            out["security_groups"] = .array(groups.map { ["name": .string($0)] })
         }
         if let fault = instance.fault, instance.vmState == .error || instance.vmState == .building {
             var shown = fault.objectValue ?? [:]

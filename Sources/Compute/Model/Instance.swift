@@ -90,6 +90,10 @@ public struct Instance: Sendable {
     public var requestID: String
     /// The image a snapshot in flight fills.
     public var pendingImage: String?
+    /// The instance's ports, as last read from the Network service.
+    public var networkInfo: [InstanceNIC]
+    /// Security groups asked for at boot (names or ids), for the ports made for the instance.
+    public var securityGroups: [String]
 
     init(record r: RecordTable.Record) {
         id = r.string("id") ?? ""
@@ -133,6 +137,8 @@ public struct Instance: Sendable {
         accessIPv6 = r.string("access_ipv6") ?? ""
         requestID = r.string("request_id") ?? ""
         pendingImage = r.string("pending_image")
+        securityGroups = (r["security_groups"]?.arrayValue ?? []).compactMap(\.stringValue)
+        networkInfo = (r["network_info"]?.serialized()).flatMap { try? JSONDecoder().decode([InstanceNIC].self, from: Data($0.utf8)) } ?? []
     }
 
     var record: RecordTable.Record {
@@ -155,6 +161,8 @@ public struct Instance: Sendable {
             "access_ipv4": .string(accessIPv4), "access_ipv6": .string(accessIPv6), "request_id": .string(requestID),
             // Copies of the flavor's numbers, so quota usage is one SQL sum.
             "vcpus": .int(flavor.vcpus), "memory_mb": .int(flavor.ram), "pending_image": .optional(pendingImage),
+            "security_groups": .array(securityGroups.map { .string($0) }),
+            "network_info": networkInfo.isEmpty ? .array([]) : ((try? JSONValue.parse(JSONEncoder().encode(networkInfo))) ?? .array([])),
         ]
     }
 

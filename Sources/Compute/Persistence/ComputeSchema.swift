@@ -81,6 +81,12 @@ public enum ComputeSchema {
             // The image a snapshot in flight fills (`createImage`).
             "ALTER TABLE compute_instances ADD COLUMN pending_image TEXT",
         ]),
+        Migration(id: "compute-0004", sql: [
+            // The instance's ports as last read from the Network service (Nova's info cache).
+            "ALTER TABLE compute_instances ADD COLUMN network_info TEXT NOT NULL DEFAULT '[]'",
+            // Security groups (by name or id) the ports made for the instance get.
+            "ALTER TABLE compute_instances ADD COLUMN security_groups TEXT NOT NULL DEFAULT '[]'",
+        ]),
     ]
 
     static let aggregates = RecordTable("compute_aggregates", columns: [
@@ -109,7 +115,7 @@ public enum ComputeSchema {
         .init("launch_index", .int), .init("attempts", .int), .init("failed_hosts", .json),
         .init("requested_networks", .json), .init("scheduler_hints", .json), .init("server_group"),
         .init("access_ipv4"), .init("access_ipv6"), .init("request_id"), .init("vcpus", .int), .init("memory_mb", .int),
-        .init("pending_image"),
+        .init("pending_image"), .init("network_info", .json), .init("security_groups", .json),
     ])
     static let actions = RecordTable("compute_instance_actions", columns: [
         .init("id"), .init("instance_id"), .init("request_id"), .init("action"), .init("user_id"), .init("project_id"),

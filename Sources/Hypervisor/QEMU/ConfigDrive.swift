@@ -2,8 +2,9 @@ import Foundation
 
 /// The OpenStack config drive (`config-2`, ISO 9660 with Rock Ridge and Joliet) in the layout
 /// cloud-init reads: openstack/latest/{meta_data.json, user_data, network_data.json, vendor_data.json}.
-enum ConfigDrive {
-    static func metadata(_ spec: GuestSpec) -> [String: Any] {
+public enum ConfigDrive {
+    /// `meta_data.json`, also what the metadata service answers.
+    public static func metadata(_ spec: GuestSpec) -> [String: Any] {
         [
             "uuid": spec.uuid, "name": spec.name, "hostname": spec.hostname, "launch_index": spec.launchIndex,
             "availability_zone": spec.availabilityZone, "project_id": spec.projectID, "meta": spec.metadata,
@@ -11,6 +12,19 @@ enum ConfigDrive {
             "keys": spec.publicKeys.map { ["name": $0.key, "type": "ssh", "data": $0.value] },
             "files": [] as [Any], "devices": [] as [Any],
         ]
+    }
+
+    /// `network_data.json`: one link per NIC, configured by DHCP (the addresses are the ports').
+    public static func networkData(_ spec: GuestSpec) -> [String: Any] {
+        let links: [[String: Any]] = spec.nics.map { nic in
+            var link: [String: Any] = ["id": nic.tap, "type": "tap", "ethernet_mac_address": nic.mac, "vif_id": nic.portID]
+            if let mtu = nic.mtu { link["mtu"] = mtu }
+            return link
+        }
+        let networks: [[String: Any]] = spec.nics.enumerated().map { index, nic in
+            ["id": "network\(index)", "type": "ipv4_dhcp", "link": nic.tap, "network_id": nic.networkID ?? ""]
+        }
+        return ["links": links, "networks": networks, "services": [] as [Any]]
     }
 
     /// Writes the tree under `directory/config-drive` and packs it into `iso`.
@@ -22,7 +36,7 @@ enum ConfigDrive {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             try JSONSerialization.data(withJSONObject: metadata(spec), options: [.sortedKeys])
                 .write(to: folder.appendingPathComponent("meta_data.json"))
-            try JSONSerialization.data(withJSONObject: ["links": [], "networks": [], "services": []] as [String: [Any]])
+            try JSONSerialization.data(withJSONObject: networkData(spec), options: [.sortedKeys])
                 .write(to: folder.appendingPathComponent("network_data.json"))
             try Data("{}".utf8).write(to: folder.appendingPathComponent("vendor_data.json"))
             try Data("{}".utf8).write(to: folder.appendingPathComponent("vendor_data2.json"))

@@ -40,6 +40,9 @@ public actor QEMUDriver: HypervisorDriver {
         public var vcpus = ProcessInfo.processInfo.activeProcessorCount
         public var memoryMB = Int(ProcessInfo.processInfo.physicalMemory >> 20)
         public var diskGB = 100
+        /// A network namespace the guests run in (their taps live there): a host emulated inside
+        /// one machine, as the multi-host tests do.
+        public var namespace: String?
 
         public init(directory: URL) { self.directory = directory }
     }
@@ -295,9 +298,12 @@ public actor QEMUDriver: HypervisorDriver {
             "-device", "virtio-blk-pci,drive=config",
             "-device", "virtio-balloon-pci",
             "-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-pci,rng=rng0",
-            // Until the Network service lands, a private user-mode NIC: DHCP inside QEMU, no host network.
-            "-netdev", "user,id=net0,restrict=on", "-device", "virtio-net-pci,netdev=net0",
         ]
+        // Taps exist already (the dataplane made them, on the network's bridge); QEMU only opens them.
+        for (index, nic) in spec.nics.enumerated() {
+            args += ["-netdev", "tap,id=net\(index),ifname=\(nic.tap),script=no,downscript=no",
+                     "-device", "virtio-net-pci,netdev=net\(index),mac=\(nic.mac)" + (nic.mtu.map { ",host_mtu=\($0)" } ?? "")]
+        }
         if accelerator == "kvm" { args += ["-cpu", "host"] }
         for name in ["ephemeral.qcow2", "swap.qcow2"] where FileManager.default.fileExists(atPath: directory.appendingPathComponent(name).path) {
             let id = String(name.prefix { $0 != "." })
@@ -327,8 +333,15 @@ public actor QEMUDriver: HypervisorDriver {
         let output = try FileHandle(forWritingTo: log)
         defer { try? output.close() }
         let process = Process()
-        process.executableURL = try HostProcess.locate("qemu-system-x86_64")
-        process.arguments = arguments(spec, accelerator: accelerator, incoming: incoming)
+        let qemu = try HostProcess.locate("qemu-system-x86_64")
+        if let namespace = configuration.namespace {
+            // `ip netns exec` execs QEMU in place: the pid stays QEMU's.
+            process.executableURL = try HostProcess.locate("ip")
+            process.arguments = ["netns", "exec", namespace, qemu.path] + arguments(spec, accelerator: accelerator, incoming: incoming)
+        } else {
+            process.executableURL = qemu
+            process.arguments = arguments(spec, accelerator: accelerator, incoming: incoming)
+        }
         process.environment = ["PATH": "/usr/bin:/bin", "LC_ALL": "C"]
         process.standardOutput = output
         process.standardError = output
@@ -496,8 +509,10 @@ struct CodableSpec: Codable {
     var vcpus, memoryMB, rootGB, ephemeralGB, swapMB, launchIndex: Int
     var userData: String?
     var metadata, publicKeys, extraSpecs, imageProperties: [String: String]
+    var nics: [GuestNIC]?
 
     init(_ spec: GuestSpec) {
+        nics = spec.nics
         uuid = spec.uuid; name = spec.name; hostname = spec.hostname; imageID = spec.imageID
         projectID = spec.projectID; availabilityZone = spec.availabilityZone
         vcpus = spec.vcpus; memoryMB = spec.memoryMB; rootGB = spec.rootGB; ephemeralGB = spec.ephemeralGB
@@ -509,6 +524,6 @@ struct CodableSpec: Codable {
         GuestSpec(uuid: uuid, name: name, hostname: hostname, vcpus: vcpus, memoryMB: memoryMB, rootGB: rootGB,
                   ephemeralGB: ephemeralGB, swapMB: swapMB, imageID: imageID, userData: userData, metadata: metadata,
                   publicKeys: publicKeys, extraSpecs: extraSpecs, projectID: projectID, availabilityZone: availabilityZone,
-                  launchIndex: launchIndex, imageProperties: imageProperties)
+                  launchIndex: launchIndex, imageProperties: imageProperties, nics: nics ?? [])
     }
 }
