@@ -24,8 +24,10 @@ STATE_DIR ?= .nimbus
 LISTEN ?= 127.0.0.1:5000
 
 # Debian packages the build, the tests and `make run` need (qemu-utils: qemu-img
-# makes the qcow2 fixtures of the image front-door tests).
+# makes the qcow2 fixtures of the image front-door tests; dnsmasq-base, nftables and iproute2
+# are the network dataplane).
 APT_PACKAGES := postgresql python3-venv python3-pip curl ca-certificates util-linux make git wrk \
+	dnsmasq-base nftables iproute2 procps \
 	$(shell cat scripts/guest-deps.txt)
 
 .PHONY: deps build release venv run test bench clean distclean pg-start pg-stop

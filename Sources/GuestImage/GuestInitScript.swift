@@ -147,18 +147,20 @@ enum GuestFiles {
                         for try in 1 2 3 4 5 6 7 8 9 10; do
                             if ping -c 1 -W 1 "$argument" >/dev/null 2>&1; then result=ok; break; fi
                         done
-                        echo "NIMBUS-PING $argument $result"
+                        # A line of its own: busybox init's "press Enter" prompt may end without one.
+                        printf '\nNIMBUS-PING %s %s\n' "$argument" "$result"
                         ;;
                     nimbus-fetch)
                         result=fail
                         for try in 1 2 3 4 5; do
-                            if wget -q -T 2 -O /var/run/fetch.out "$argument" 2>/dev/null; then
+                            # This busybox's wget has no -T (it crashes on it): bound it with timeout.
+                            if timeout 5 wget -q -O /var/run/fetch.out "$argument" 2>/dev/null; then
                                 result=$(head -n 1 /var/run/fetch.out | head -c 4096 | tr -d '\000-\037\177')
                                 break
                             fi
                             sleep 1
                         done
-                        echo "NIMBUS-FETCH $argument $result"
+                        printf '\nNIMBUS-FETCH %s %s\n' "$argument" "$result"
                         ;;
                 esac
             done

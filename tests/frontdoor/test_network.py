@@ -1,0 +1,289 @@
+"""Networking through the front door: the Neutron API with the openstack CLI and raw HTTP, and the
+real dataplane (bridges, taps, dnsmasq, nftables, router namespaces, VXLAN) under real QEMU guests.
+
+The dataplane test needs to own a network namespace: scripts/test-all.sh runs the whole front-door
+suite inside one it creates (NIMBUS_TEST_NETNS names it), so every bridge, tap and address the cloud
+makes stays there. The guest answers `nimbus-ping ADDR` / `nimbus-fetch URL` user_data lines on its
+serial console.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import subprocess
+import time
+import uuid as uuidlib
+
+import pytest
+import requests
+
+from conftest import own_cloud
+from test_qemu import QEMU_ARGS, READY as QEMU_READY, wait_console, wait_status
+
+NETNS = os.environ.get("NIMBUS_TEST_NETNS", "")
+
+
+def neutron(c, token, method, path, **kw):
+    return requests.request(method, f"{c.base_url}/network/v2.0{path}", headers={"X-Auth-Token": token}, timeout=30, **kw)
+
+
+def demo_token(c):
+    a = c.cloud_auth("nimbus-demo")
+    r = c.password_token(a["username"], a["password"], a.get("project_name", "demo"))
+    assert r.status_code == 201, r.text
+    return r.headers["X-Subject-Token"]
+
+
+def test_network_api_through_the_cli(cloud):
+    c = cloud
+    names = {n["Name"] for n in c.openstack("network", "list")}
+    assert {"public", "private"} <= names, names
+    net = c.openstack("network", "create", c.name("net"), cloud="nimbus-demo")
+    assert net["status"] == "ACTIVE" and net["mtu"] == 1450
+    sub = c.openstack("subnet", "create", "--network", net["id"], "--subnet-range", "10.77.0.0/28",
+                      "--dns-nameserver", "10.77.0.9", c.name("sub"), cloud="nimbus-demo")
+    assert sub["gateway_ip"] == "10.77.0.1"
+    assert sub["allocation_pools"] == [{"start": "10.77.0.2", "end": "10.77.0.14"}]
+    port = c.openstack("port", "create", "--network", net["id"], "--fixed-ip", f"subnet={sub['id']},ip-address=10.77.0.5",
+                       c.name("port"), cloud="nimbus-demo")
+    assert port["fixed_ips"][0]["ip_address"] == "10.77.0.5"
+    assert re.fullmatch(r"fa:16:3e(:[0-9a-f]{2}){3}", port["mac_address"]), port["mac_address"]
+    listed = c.openstack("port", "list", "--network", net["id"], cloud="nimbus-demo")
+    assert port["id"] in {p["ID"] for p in listed}
+    # The same address again: 409, and nothing is created.
+    dup = c.openstack("port", "create", "--network", net["id"], "--fixed-ip", f"subnet={sub['id']},ip-address=10.77.0.5",
+                      c.name("dup"), cloud="nimbus-demo", check=False)
+    assert dup.returncode != 0 and "10.77.0.5" in dup.stderr, dup.stderr
+    assert len(c.openstack("port", "list", "--network", net["id"], cloud="nimbus-demo")) == len(listed)
+
+    sg = c.openstack("security", "group", "create", c.name("sg"), cloud="nimbus-demo")
+    rule = c.openstack("security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "22", sg["id"],
+                       cloud="nimbus-demo")
+    assert rule["port_range_min"] == 22 and rule["direction"] == "ingress"
+    bad = c.openstack("security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "30:20", sg["id"],
+                      cloud="nimbus-demo", check=False)
+    assert bad.returncode != 0
+
+    router = c.openstack("router", "create", c.name("router"), cloud="nimbus-demo")
+    c.openstack("router", "add", "subnet", router["id"], sub["id"], cloud="nimbus-demo", fmt=False)
+    c.openstack("router", "set", "--external-gateway", "public", router["id"], cloud="nimbus-demo", fmt=False)
+    shown = c.openstack("router", "show", router["id"], cloud="nimbus-demo")
+    assert shown["external_gateway_info"]["network_id"], shown
+    # A network with a router interface is in use.
+    busy = c.openstack("network", "delete", net["id"], cloud="nimbus-demo", check=False)
+    assert busy.returncode != 0
+    fip = c.openstack("floating", "ip", "create", "public", cloud="nimbus-demo")
+    assert ipaddress.ip_address(fip["floating_ip_address"]) in ipaddress.ip_network("172.24.4.0/24")
+    c.openstack("floating", "ip", "set", "--port", port["id"], fip["id"], cloud="nimbus-demo", fmt=False)
+    assert c.openstack("floating", "ip", "show", fip["id"], cloud="nimbus-demo")["fixed_ip_address"] == "10.77.0.5"
+
+    # Tear down in the order Neutron requires; everything goes.
+    c.openstack("floating", "ip", "delete", fip["id"], cloud="nimbus-demo", fmt=False)
+    c.openstack("port", "delete", port["id"], cloud="nimbus-demo", fmt=False)
+    c.openstack("router", "remove", "subnet", router["id"], sub["id"], cloud="nimbus-demo", fmt=False)
+    c.openstack("router", "delete", router["id"], cloud="nimbus-demo", fmt=False)
+    c.openstack("network", "delete", net["id"], cloud="nimbus-demo", fmt=False)
+    c.openstack("security", "group", "delete", sg["id"], cloud="nimbus-demo", fmt=False)
+    assert net["id"] not in {n["ID"] for n in c.openstack("network", "list", cloud="nimbus-demo")}
+
+
+def test_neutron_errors_and_isolation(cloud):
+    c = cloud
+    token = demo_token(c)
+    admin = c.admin_token()
+    r = neutron(c, token, "GET", f"/networks/{uuidlib.uuid4()}")
+    assert r.status_code == 404 and r.json()["NeutronError"]["type"] == "NetworkNotFound", r.text
+    net = neutron(c, token, "POST", "/networks", json={"network": {"name": c.name("errs")}}).json()["network"]
+    for body, status in [
+        ({"cidr": "10.88.0.0/33", "ip_version": 4}, 400),                      # malformed
+        ({"cidr": "not-a-cidr", "ip_version": 4}, 400),
+        ({"cidr": "10.88.0.0/24", "ip_version": 4, "gateway_ip": "10.88.0.10",
+          "allocation_pools": [{"start": "10.88.0.2", "end": "10.88.0.20"}]}, 400),  # gateway in the pool
+    ]:
+        body["network_id"] = net["id"]
+        r = neutron(c, token, "POST", "/subnets", json={"subnet": body})
+        assert r.status_code == status, (body, r.status_code, r.text)
+        assert "NeutronError" in r.json()
+    assert neutron(c, token, "GET", f"/subnets?network_id={net['id']}").json()["subnets"] == []
+    sub = neutron(c, token, "POST", "/subnets", json={"subnet": {
+        "network_id": net["id"], "cidr": "10.88.0.0/24", "ip_version": 4}}).json()["subnet"]
+    r = neutron(c, token, "POST", "/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.88.0.128/25", "ip_version": 4}})
+    assert r.status_code == 400, r.text  # overlaps
+    r = neutron(c, token, "POST", "/ports", json={"port": {"network_id": net["id"], "fixed_ips": [
+        {"subnet_id": sub["id"], "ip_address": "10.99.0.5"}]}})
+    assert r.status_code == 400, r.text  # outside the subnet
+    port = neutron(c, token, "POST", "/ports", json={"port": {"network_id": net["id"], "device_owner": "compute:nova",
+                                                               "device_id": str(uuidlib.uuid4())}}).json()["port"]
+    r = neutron(c, token, "DELETE", f"/networks/{net['id']}")
+    assert r.status_code == 409 and r.json()["NeutronError"]["type"] == "NetworkInUse", r.text
+    # Another project sees none of it: 404, as Neutron answers.
+    other = neutron(c, admin, "POST", "/networks", json={"network": {"name": c.name("adminnet")}}).json()["network"]
+    assert neutron(c, token, "GET", f"/networks/{other['id']}").status_code == 404
+    r = neutron(c, token, "POST", "/ports", json={"port": {"network_id": other["id"]}})
+    assert r.status_code == 404, r.text
+    sg = neutron(c, token, "POST", "/security-groups", json={"security_group": {"name": c.name("sg")}}).json()["security_group"]
+    for rule in [{"protocol": "bogus"}, {"protocol": "tcp", "port_range_min": 0, "port_range_max": 70000},
+                 {"protocol": "tcp", "port_range_min": 90, "port_range_max": 80},
+                 {"protocol": "icmp", "port_range_min": 300},
+                 {"remote_ip_prefix": "10.0.0.0/8", "remote_group_id": sg["id"]}]:
+        r = neutron(c, token, "POST", "/security-group-rules", json={"security_group_rule": {
+            "security_group_id": sg["id"], "direction": "ingress", **rule}})
+        assert r.status_code == 400, (rule, r.status_code, r.text)
+    rules = neutron(c, token, "GET", f"/security-group-rules?security_group_id={sg['id']}").json()["security_group_rules"]
+    assert all(r["direction"] == "egress" for r in rules), rules
+    # Addresses come back when ports go.
+    neutron(c, token, "DELETE", f"/ports/{port['id']}")
+    avail = neutron(c, admin, "GET", f"/network-ip-availabilities/{net['id']}").json()["network_ip_availability"]
+    assert avail["used_ips"] == 0, avail
+    exts = {e["alias"] for e in neutron(c, token, "GET", "/extensions").json()["extensions"]}
+    assert {"router", "external-net", "security-group"} <= exts, exts
+
+
+def sh(*args, check=True):
+    return subprocess.run(list(args), capture_output=True, text=True, check=check)
+
+
+def nimbus_leftovers():
+    """Everything of Nimbus's in this namespace and the global named namespaces."""
+    links = [l.split(":")[1].strip().split("@")[0] for l in sh("ip", "-o", "link").stdout.splitlines()]
+    ours = [l for l in links if l.startswith(("nbr-", "nvx-", "ntp-", "ndh-", "nrp-"))]
+    spaces = [n.split()[0] for n in sh("ip", "netns", "list").stdout.splitlines() if n.startswith("nimbus-")]
+    tables = [t for t in sh("nft", "list", "tables").stdout.splitlines() if "nimbus" in t]
+    dnsmasq = sh("pgrep", "-f", "dnsmasq.*nimbus", check=False).stdout.split()
+    return {"links": ours, "namespaces": spaces, "nft": tables, "dnsmasq": dnsmasq}
+
+
+def fixed_ip(server, network):
+    addresses = server["addresses"]
+    if isinstance(addresses, str):  # older CLIs render "net=ip"
+        m = re.search(rf"{network}=([0-9.]+)", addresses)
+        return m.group(1)
+    return next(a for a in addresses[network] if a.get("OS-EXT-IPS:type", "fixed") == "fixed")["addr"] \
+        if isinstance(addresses[network][0], dict) else addresses[network][0]
+
+
+def host_ping(address, tries=10):
+    for _ in range(tries):
+        if sh("busybox", "ping", "-c", "1", "-W", "1", address, check=False).returncode == 0:
+            return True
+    return False
+
+
+@pytest.mark.skipif(not QEMU_READY, reason="needs QEMU and the test guest")
+def test_dataplane_with_real_guests(tmp_path):
+    if not NETNS:
+        if os.environ.get("CI"):
+            raise RuntimeError("the dataplane test runs inside a namespace of its own (NIMBUS_TEST_NETNS)")
+        pytest.skip("run inside a test namespace (scripts/test-all.sh sets NIMBUS_TEST_NETNS)")
+    # A second hypervisor host: a namespace joined to ours by a veth underlay.
+    h2 = f"nbt-h2-{uuidlib.uuid4().hex[:6]}"
+    sh("ip", "netns", "add", h2)
+    try:
+        sh("ip", "link", "add", "nbt-u1", "type", "veth", "peer", "name", "nbt-u2", "netns", h2)
+        sh("ip", "addr", "add", "10.250.0.1/24", "dev", "nbt-u1")
+        sh("ip", "link", "set", "nbt-u1", "up")
+        sh("ip", "netns", "exec", h2, "ip", "addr", "add", "10.250.0.2/24", "dev", "nbt-u2")
+        sh("ip", "netns", "exec", h2, "ip", "link", "set", "nbt-u2", "up")
+        sh("ip", "netns", "exec", h2, "ip", "link", "set", "lo", "up")
+        args = QEMU_ARGS + ["--tunnel-address", "10.250.0.1", "--extra-host", f"h2={h2},10.250.0.2",
+                            "--cpu-allocation-ratio", "8"]
+        with own_cloud("nimbus-net-", extra_args=args) as c:
+            run_dataplane_scenario(c, tmp_path, h2)
+        left = nimbus_leftovers()
+        assert left == {"links": [], "namespaces": [], "nft": [], "dnsmasq": []}, left
+    finally:
+        sh("ip", "link", "del", "nbt-u1", check=False)
+        sh("ip", "netns", "del", h2, check=False)
+
+
+def boot(c, name, *args, user_data=None, tmp_path=None):
+    extra = []
+    if user_data is not None:
+        f = tmp_path / f"{name}.user-data"
+        f.write_text(user_data)
+        extra = ["--user-data", str(f)]
+    return c.openstack("server", "create", "--image", "tiny", "--flavor", "m1.nano", *extra, *args, name, cloud="nimbus-demo")
+
+
+def run_dataplane_scenario(c, tmp_path, h2):
+    demo = "nimbus-demo"
+    # Second host: keep it out of the way until the VXLAN step.
+    hosts = {s["Host"] for s in c.openstack("compute", "service", "list", "--service", "nova-compute")}
+    assert "h2" in hosts, hosts
+    c.openstack("compute", "service", "set", "--disable", "h2", "nova-compute", fmt=False)
+
+    # Two VMs on `private` get their ports' addresses by DHCP and reach each other.
+    vm1 = boot(c, "vm1", "--network", "private", tmp_path=tmp_path)
+    s1 = wait_status(c, "vm1", "ACTIVE")
+    ip1 = fixed_ip(s1, "private")
+    log1 = wait_console(c, "vm1", "NIMBUS-GUEST")
+    assert f"ip={ip1}" in log1, log1[-800:]
+    metadata_url = "http://169.254.169.254/openstack/latest/meta_data.json"
+    boot(c, "vm2", "--network", "private", user_data=f"nimbus-ping {ip1}\nnimbus-fetch {metadata_url}\n", tmp_path=tmp_path)
+    s2 = wait_status(c, "vm2", "ACTIVE")
+    log2 = wait_console(c, "vm2", f"NIMBUS-FETCH {metadata_url}")
+    assert f"ip={fixed_ip(s2, 'private')}" in log2
+    assert f"NIMBUS-PING {ip1} ok" in log2, log2[-1500:]
+    fetched = re.search(rf"NIMBUS-FETCH {re.escape(metadata_url)} (.*)", log2).group(1)
+    assert json.loads(fetched)["uuid"] == s2["id"], fetched
+
+    # A VM on another network cannot reach vm1 until the router joins that network too.
+    net_b = c.openstack("network", "create", "net-b", cloud=demo)
+    sub_b = c.openstack("subnet", "create", "--network", net_b["id"], "--subnet-range", "10.66.0.0/24", "sub-b", cloud=demo)
+    boot(c, "vm3", "--network", "net-b", user_data=f"nimbus-ping {ip1}\n", tmp_path=tmp_path)
+    wait_status(c, "vm3", "ACTIVE")
+    log3 = wait_console(c, "vm3", f"NIMBUS-PING {ip1}")
+    assert f"NIMBUS-PING {ip1} fail" in log3, log3[-1500:]
+    c.openstack("router", "add", "subnet", "router1", sub_b["id"], cloud=demo, fmt=False)
+    c.openstack("server", "reboot", "--hard", "vm3", cloud=demo, fmt=False)
+    wait_status(c, "vm3", "ACTIVE")
+    log3 = wait_console(c, "vm3", f"NIMBUS-PING {ip1}", after=1)
+    assert f"NIMBUS-PING {ip1} ok" in log3.split("NIMBUS-GUEST")[-1], log3[-1500:]
+
+    # A floating IP reaches vm1 from the outside (this namespace holds public's gateway) once a
+    # security-group rule lets ICMP in; the default group admits only its own members.
+    fip = c.openstack("floating", "ip", "create", "public", cloud=demo)["floating_ip_address"]
+    c.openstack("server", "add", "floating", "ip", "vm1", fip, cloud=demo, fmt=False)
+    assert not host_ping(fip, tries=3), "ICMP from outside passed the default security group"
+    rule = c.openstack("security", "group", "rule", "create", "--protocol", "icmp", "--remote-ip", "0.0.0.0/0", "default",
+                       cloud=demo)
+    assert host_ping(fip), f"floating IP {fip} unreachable with ICMP allowed"
+    c.openstack("security", "group", "rule", "delete", rule["id"], cloud=demo, fmt=False)
+    time.sleep(0.5)
+    assert not host_ping(fip, tries=3), "ICMP still passes after its rule went"
+    shown = c.openstack("server", "show", "vm1", cloud=demo)
+    assert fip in json.dumps(shown["addresses"]), shown["addresses"]
+
+    # A VM on the second host reaches vm1 over VXLAN.
+    c.openstack("compute", "service", "set", "--enable", "h2", "nova-compute", fmt=False)
+    host1 = s1.get("OS-EXT-SRV-ATTR:host") or c.openstack("server", "show", "vm1")["OS-EXT-SRV-ATTR:host"]
+    c.openstack("compute", "service", "set", "--disable", host1, "nova-compute", fmt=False)
+    boot(c, "vm4", "--network", "private", user_data=f"nimbus-ping {ip1}\n", tmp_path=tmp_path)
+    wait_status(c, "vm4", "ACTIVE")
+    assert c.openstack("server", "show", "vm4")["OS-EXT-SRV-ATTR:host"] == "h2"
+    log4 = wait_console(c, "vm4", f"NIMBUS-PING {ip1}")
+    assert f"NIMBUS-PING {ip1} ok" in log4, log4[-1500:]
+    c.openstack("compute", "service", "set", "--enable", host1, "nova-compute", fmt=False)
+
+    # Deleting everything leaves nothing behind.
+    for name in ["vm1", "vm2", "vm3", "vm4"]:
+        c.openstack("server", "delete", "--wait", name, cloud=demo, fmt=False)
+    c.openstack("floating", "ip", "delete", fip, cloud=demo, fmt=False)
+    c.openstack("router", "remove", "subnet", "router1", sub_b["id"], cloud=demo, fmt=False)
+    c.openstack("router", "remove", "subnet", "router1", "private-subnet", cloud=demo, fmt=False)
+    c.openstack("router", "delete", "router1", cloud=demo, fmt=False)
+    for net in ["net-b", "private"]:
+        c.openstack("network", "delete", net, cloud=demo, fmt=False)
+    c.openstack("network", "delete", "public", fmt=False)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        left = nimbus_leftovers()
+        h2_links = sh("ip", "netns", "exec", h2, "ip", "-o", "link").stdout
+        if left == {"links": [], "namespaces": [], "nft": [], "dnsmasq": []} and "nbr-" not in h2_links and "ntp-" not in h2_links:
+            break
+        time.sleep(1)
+    assert left == {"links": [], "namespaces": [], "nft": [], "dnsmasq": []}, left
+    assert "nbr-" not in h2_links and "ntp-" not in h2_links, h2_links
