@@ -239,6 +239,29 @@ def bench_compute(work, hosts=50, servers=1000, concurrency=20):
           f"p50 {decision['p50_ms']:.2f} ms, p99 {decision['p99_ms']:.2f} ms")
 
 
+def bench_network(work, concurrency=16):
+    """IPAM under load: every address of a /20 taken by 16 clients at once (port create rate,
+    duplicates, errors). The fake driver: no dataplane is involved in creating ports."""
+    server = Server(os.path.join(work, "network"), free_port(), ["--driver", "fake"]).start()
+    try:
+        token = server.token()
+        headers = {"X-Auth-Token": token}
+        base = server.base + "/network/v2.0"
+        project = requests.get(server.base + "/identity/v3/auth/tokens",
+                               headers={**headers, "X-Subject-Token": token}).json()["token"]["project"]["id"]
+        requests.put(f"{base}/quotas/{project}", headers=headers, json={"quota": {"port": -1}}).raise_for_status()
+        net = requests.post(f"{base}/networks", headers=headers, json={"network": {"name": "bench"}}).json()["network"]
+        requests.post(f"{base}/subnets", headers=headers, json={"subnet": {
+            "network_id": net["id"], "cidr": "10.128.0.0/20", "ip_version": 4, "enable_dhcp": False}}).raise_for_status()
+        result = json.loads(subprocess.check_output([BIN, "bench", "ports", "--endpoint", server.base + "/network", "--token", token,
+                                                     "--network", net["id"], "--concurrency", str(concurrency)], text=True))
+        print(f"ports on a /20 ({4093} addresses), {concurrency} clients until exhausted: {result['ports']} ports, "
+              f"{result['ports_per_second']:.0f} ports/s, duplicates {result['duplicates']}, errors {result['errors']}, "
+              f"clients that saw exhaustion {result['clients_saw_exhaustion']}")
+    finally:
+        server.stop()
+
+
 def qmp_ready(path, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -363,7 +386,7 @@ def bench_qemu(work, boots=5, crowd=10):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", default="startup,tokens,projects,placement,images,compute,qemu")
+    parser.add_argument("--only", default="startup,tokens,projects,placement,images,compute,network,qemu")
     parser.add_argument("--image-mib", type=int, default=1024)
     args = parser.parse_args()
     parts = set(args.only.split(","))
@@ -387,6 +410,8 @@ def main():
                 server.stop()
         if "compute" in parts:
             bench_compute(work)
+        if "network" in parts:
+            bench_network(work)
         if "qemu" in parts:
             bench_qemu(work)
     finally:

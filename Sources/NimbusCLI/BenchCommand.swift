@@ -12,7 +12,7 @@ import FoundationNetworking
 /// can send. `scripts/bench.py` starts the cloud and calls these.
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Load generators for the benchmarks (see scripts/bench.py).", subcommands: [BootDelete.self, ScheduleDecision.self])
+        abstract: "Load generators for the benchmarks (see scripts/bench.py).", subcommands: [BootDelete.self, ScheduleDecision.self, PortFill.self])
 }
 
 /// Boots servers, waits for ACTIVE, deletes them and waits until they are gone, with N clients
@@ -183,5 +183,81 @@ actor Counter {
         guard issued < total else { return nil }
         defer { issued += 1 }
         return issued
+    }
+}
+
+/// Creates ports on one network with N clients at once until its addresses run out, then
+/// checks that no address went twice; prints the rate and the outcome as JSON.
+struct PortFill: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ports")
+
+    @Option(help: "Network endpoint, e.g. http://127.0.0.1:5000/network")
+    var endpoint: String
+
+    @Option(help: "X-Auth-Token to use.")
+    var token: String
+
+    @Option(help: "Network to fill (its subnet's addresses are the pool).")
+    var network: String
+
+    @Option(help: "Clients in parallel.")
+    var concurrency: Int = 16
+
+    @Option(help: "Stop after this many ports (default: until the pool is exhausted).")
+    var limit: Int?
+
+    func run() async throws {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.httpMaximumConnectionsPerHost = concurrency * 2
+        let session = URLSession(configuration: configuration)
+        let counter = Counter(total: limit ?? Int.max)
+        let started = Date()
+        let outcome = try await withThrowingTaskGroup(of: ([String], Int, Int).self) { group in
+            for _ in 0..<concurrency {
+                group.addTask {
+                    var addresses: [String] = [], exhausted = 0, errors = 0
+                    while await counter.next() != nil {
+                        let (body, status) = try await send("POST", "/v2.0/ports", body: ["port": ["network_id": network]], session)
+                        if status == 201, let port = body?["port"] as? [String: Any],
+                           let ips = port["fixed_ips"] as? [[String: Any]], let ip = ips.first?["ip_address"] as? String {
+                            addresses.append(ip)
+                        } else if status == 409, "\(body ?? [:])".contains("IpAddressGenerationFailure") {
+                            exhausted += 1
+                            break
+                        } else {
+                            errors += 1
+                            if errors > 10 { throw ValidationError("port create failed with \(status): \(String(describing: body))") }
+                        }
+                    }
+                    return (addresses, exhausted, errors)
+                }
+            }
+            var all: [String] = [], exhausted = 0, errors = 0
+            for try await (part, full, failed) in group {
+                all += part
+                exhausted += full
+                errors += failed
+            }
+            return (all, exhausted, errors)
+        }
+        let elapsed = Date().timeIntervalSince(started)
+        let report: [String: Any] = [
+            "ports": outcome.0.count, "seconds": elapsed, "ports_per_second": Double(outcome.0.count) / elapsed,
+            "duplicates": outcome.0.count - Set(outcome.0).count, "errors": outcome.2, "clients_saw_exhaustion": outcome.1,
+        ]
+        let data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+    }
+
+    func send(_ method: String, _ path: String, body: [String: Any]?, _ session: URLSession) async throws -> ([String: Any]?, Int) {
+        var request = URLRequest(url: URL(string: endpoint + path)!)
+        request.httpMethod = method
+        request.setValue(token, forHTTPHeaderField: "X-Auth-Token")
+        if let body {
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.httpBody = try JSONSerialization.data(withJSONObject: body)
+        }
+        let (data, response) = try await session.data(for: request)
+        return ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any], (response as? HTTPURLResponse)?.statusCode ?? 0)
     }
 }
