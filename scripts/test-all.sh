@@ -52,7 +52,7 @@ swift test --skip-build ${SWIFT_TEST_FLAGS:-} || swift_rc=$?
 # The in-process API suites once more with PostgreSQL as every test cloud's database: the same
 # code paths as `nimbus serve`.
 echo "==> swift test (API suites on PostgreSQL)"
-NIMBUS_TEST_ENGINE=postgres swift test --skip-build --filter "APITests|PlacementTests|ComputeTests" || swift_rc=$?
+NIMBUS_TEST_ENGINE=postgres swift test --skip-build --filter "APITests|PlacementTests|ComputeTests|NetworkTests" || swift_rc=$?
 
 py_rc=0
 echo "==> front-door tests (pytest tests/frontdoor)"
