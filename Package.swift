@@ -65,11 +65,13 @@ let package = Package(
         .target(name: "Dataplane", dependencies: [
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
-        .target(name: "Network", dependencies: [
+        // Not "Network": swift-nio-transport-services tests `canImport(Network)` for Apple's
+        // framework, and a module of that name in the build makes it fail to compile on Linux.
+        .target(name: "NimbusNetwork", dependencies: [
             "NimbusCore", "Store", "Gateway", "Dataplane",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "SQLKit", package: "sql-kit"),
-        ], swiftSettings: swiftSettings),
+        ], path: "Sources/Network", swiftSettings: swiftSettings),
         .target(name: "Agent", dependencies: [
             "Hypervisor", "Dataplane",
             .product(name: "Logging", package: "swift-log"),
@@ -81,7 +83,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: swiftSettings),
         .target(name: "Cloud", dependencies: [
-            "NimbusCore", "Store", "Gateway", "Identity", "Image", "Placement", "Compute", "Agent", "Hypervisor",
+            "NimbusCore", "Store", "Gateway", "Identity", "Image", "Placement", "Compute", "Agent", "Hypervisor", "NimbusNetwork",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
@@ -100,7 +102,7 @@ let package = Package(
         .testTarget(name: "GuestImageTests", dependencies: ["GuestImage"], swiftSettings: swiftSettings),
         .testTarget(name: "ImageTests", dependencies: ["Image", "NimbusCore"], swiftSettings: swiftSettings),
         .testTarget(name: "DataplaneTests", dependencies: ["Dataplane"], swiftSettings: swiftSettings),
-        .testTarget(name: "NetworkTests", dependencies: ["Network", "Dataplane", "NimbusCore", "NimbusTesting", "Store"], swiftSettings: swiftSettings),
+        .testTarget(name: "NetworkTests", dependencies: ["NimbusNetwork", "Cloud", "Dataplane", "NimbusCore", "NimbusTesting", "Store"], swiftSettings: swiftSettings),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler"], swiftSettings: swiftSettings),
         .testTarget(name: "ComputeKeyTests", dependencies: ["Compute"], swiftSettings: swiftSettings),
         .testTarget(name: "ComputeTests", dependencies: ["Compute", "Cloud", "NimbusCore", "NimbusTesting", "Scheduler", "Agent", "Hypervisor"], swiftSettings: swiftSettings),

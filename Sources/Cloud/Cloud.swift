@@ -8,6 +8,7 @@ import Image
 import Logging
 import NIOCore
 import NimbusCore
+import NimbusNetwork
 import Placement
 import ServiceLifecycle
 import Store
@@ -36,6 +37,9 @@ public struct CloudConfiguration: Sendable {
     public var stackScheduling = false
     public var cpuAllocationRatio = 4.0
     public var ramAllocationRatio = 1.0
+    public var network = NetworkConfiguration()
+    /// DevStack's `public`/`private` networks and `router1`, made at bootstrap; nil for none.
+    public var networkSeed: NetworkSeed? = NetworkSeed()
 
     public init(databaseURL: String, host: String, port: Int, publicURL: String? = nil, keyDirectory: URL,
                 imageDirectory: URL, bcryptCost: UInt8 = 12, tokenLifetime: TimeInterval = 3600) {
@@ -59,6 +63,7 @@ public final class Cloud: Sendable {
     public let image: ImageService
     public let placement: PlacementService
     public let compute: ComputeService
+    public let network: NetworkService
     public let logger: Logger
 
     /// Services the catalog lists; grows as services are implemented.
@@ -67,9 +72,11 @@ public final class Cloud: Sendable {
         CatalogEntry(type: "image", name: "glance", path: ImageAPI.prefix),
         CatalogEntry(type: "placement", name: "placement", path: PlacementAPI.prefix),
         CatalogEntry(type: "compute", name: "nova", path: ComputeAPI.prefix + "/v2.1"),
+        CatalogEntry(type: "network", name: "neutron", path: NetworkAPI.prefix),
     ]
 
-    public static func migrations() -> [Migration] { IdentitySchema.migrations + ImageSchema.migrations + PlacementSchema.migrations + ComputeSchema.migrations }
+    public static func migrations() -> [Migration] { IdentitySchema.migrations + ImageSchema.migrations + PlacementSchema.migrations + ComputeSchema.migrations
+        + NetworkSchema.migrations }
 
     /// Opens the database and applies pending migrations.
     public init(configuration: CloudConfiguration, logger: Logger) async throws {
@@ -102,6 +109,7 @@ public final class Cloud: Sendable {
             computeConfiguration.allocationRatios["MEMORY_MB"] = configuration.ramAllocationRatio
             compute = ComputeService(database: database, placement: placement, images: ImageCatalog(image: image),
                                      configuration: computeConfiguration, logger: logger)
+            network = NetworkService(database: database, configuration: configuration.network, logger: logger)
         } catch {
             // The pool must be shut down before it is released, even when start-up fails.
             await database.shutdown()
@@ -112,12 +120,17 @@ public final class Cloud: Sendable {
     public func bootstrap(passwords: [String: String] = [:]) async throws -> IdentityService.BootstrapResult {
         let result = try await identity.bootstrap(catalog: Self.catalog, passwords: passwords)
         try await compute.seedFlavors()
+        if let seed = configuration.networkSeed, let admin = try await identity.projectID(named: "admin"),
+           let demo = try await identity.projectID(named: "demo") {
+            try await network.seedDefaults(adminProject: admin, demoProject: demo, configuration: seed)
+        }
         return result
     }
 
     public var gateway: Gateway {
         Gateway(services: [IdentityAPI.routes(identity), ImageAPI.routes(image, publicURL: configuration.publicURL),
-                           PlacementAPI.routes(placement), ComputeAPI.routes(compute, publicURL: configuration.publicURL)],
+                           PlacementAPI.routes(placement), ComputeAPI.routes(compute, publicURL: configuration.publicURL),
+                           NetworkAPI.routes(network, publicURL: configuration.publicURL)],
                 validator: identity)
     }
 

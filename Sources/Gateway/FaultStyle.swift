@@ -14,8 +14,9 @@ public enum FaultStyle: Sendable {
     /// `{"code": "404 Not Found", "title": "Not Found", "message": "..."}` — Glance (webob's JSON fault).
     case glance
 
-    /// - Parameter code: the error's machine-readable code; only Placement's style renders it
-    ///   (`placement.undefined_code` when absent, as Placement does).
+    /// - Parameter code: the error's machine-readable code; Placement's style renders it
+    ///   (`placement.undefined_code` when absent, as Placement does), Neutron's as the fault `type`
+    ///   (e.g. `NetworkNotFound`), falling back to a type per kind.
     public func body(status: Int, kind: NimbusError.Kind, message: String, requestID: String, code: String? = nil) -> JSONValue {
         let title = Self.title(status)
         switch self {
@@ -24,7 +25,7 @@ public enum FaultStyle: Sendable {
         case .nova:
             return [Self.novaKey(status): ["code": .int(Int64(status)), "message": .string(message)]]
         case .neutron:
-            return ["NeutronError": ["type": .string(Self.neutronType(kind)), "message": .string(message), "detail": ""]]
+            return ["NeutronError": ["type": .string(code ?? Self.neutronType(kind)), "message": .string(message), "detail": ""]]
         case .glance:
             return ["code": .string("\(status) \(title)"), "title": .string(title), "message": .string(message)]
         case .placement:

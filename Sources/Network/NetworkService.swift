@@ -1,1 +1,200 @@
 import Dataplane
+import Foundation
+import Logging
+import NimbusCore
+import SQLKit
+import Store
+
+public struct NetworkConfiguration: Sendable {
+    /// VXLAN network identifiers handed to tenant networks (Neutron's `vni_ranges`).
+    public var vniRange: ClosedRange<Int> = 1...16_777_215
+    /// Quotas of projects without limits of their own (Neutron's defaults; -1 is unlimited).
+    public var defaultQuotas: [String: Int64] = NetworkConfiguration.neutronDefaultQuotas
+    /// Base of the MACs generated for ports (Neutron's `base_mac`).
+    public var macPrefix = "fa:16:3e"
+
+    public static let neutronDefaultQuotas: [String: Int64] = [
+        "network": 100, "subnet": 100, "port": 500, "router": 10, "floatingip": 50,
+        "security_group": 10, "security_group_rule": 100, "rbac_policy": 10, "subnetpool": -1,
+    ]
+
+    public init() {}
+}
+
+/// Neutron: networks, subnets, ports and their addresses, security groups, routers and floating
+/// IPs. The HTTP API (`NetworkAPI`), Compute (through an adapter) and hosts' agents (through
+/// `NetworkControlPlane`) all call these methods; nothing here knows about HTTP.
+///
+/// Every write is one transaction, after which `signal` moves on so that agents waiting for their
+/// host's state wake and re-read it.
+public final class NetworkService: Sendable {
+    public typealias Record = RecordTable.Record
+
+    public let database: Database
+    public let configuration: NetworkConfiguration
+    let logger: Logger
+    /// The dataplane generation and the agents waiting for it to move.
+    let signal = GenerationSignal()
+    /// Where each subnet's next free-address search starts; a guess only (the table decides).
+    let cursors = AllocationCursors()
+
+    public init(database: Database, configuration: NetworkConfiguration = .init(), logger: Logger) {
+        self.database = database
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    static func now() -> String { Timestamp.seconds(Date()) }
+
+    /// Runs one write transaction and then wakes the agents. Generated values that collide
+    /// (a MAC, a VNI) surface as unique violations: the whole transaction runs again with new ones.
+    @discardableResult
+    func write<T: Sendable>(_ body: @Sendable @escaping (any SQLDatabase) async throws -> T) async throws -> T {
+        var attempt = 0
+        while true {
+            do {
+                let result = try await database.transaction(body)
+                signal.bump()
+                return result
+            } catch where Database.isUniqueViolation(error) && attempt < 4 {
+                attempt += 1
+            }
+        }
+    }
+
+    /// A new row's standard attributes (`standard-attr-*` extensions).
+    static func standardAttributes(_ record: inout Record, tags: [String] = []) {
+        let now = now()
+        record["created_at"] = .string(now)
+        record["updated_at"] = .string(now)
+        record["revision_number"] = 0
+        record["tags"] = .array(tags.map { .string($0) })
+    }
+
+    /// Bumps `updated_at` and `revision_number` along with `changes`.
+    static func revised(_ changes: Record, from record: Record) -> Record {
+        var changes = changes
+        changes["updated_at"] = .string(now())
+        changes["revision_number"] = .int((record["revision_number"]?.intValue ?? 0) + 1)
+        return changes
+    }
+
+    // MARK: - Policy
+
+    /// Members write, readers only read, as Neutron's default (secure RBAC) policies.
+    static func requireWriter(_ caller: AuthContext, _ action: String) throws {
+        guard caller.isMember else { throw NimbusError.policy(action) }
+    }
+
+    static func requireAdmin(_ caller: AuthContext, _ action: String) throws {
+        guard caller.isAdmin else { throw NimbusError.policy(action) }
+    }
+
+    /// The project a new resource belongs to: the caller's, or (admins only) the one named.
+    static func owningProject(_ body: FieldReader, _ caller: AuthContext, _ action: String) throws -> String {
+        let named = try body.string("project_id") ?? body.string("tenant_id")
+        if let project = body.fields["project_id"]?.stringValue, let tenant = body.fields["tenant_id"]?.stringValue, project != tenant {
+            throw NimbusError.neutron(.badRequest, "HTTPBadRequest", "'project_id' and 'tenant_id' do not match")
+        }
+        if let named, named != caller.projectID {
+            guard caller.isAdmin else { throw NimbusError.policy(action) }
+            return named
+        }
+        guard let own = caller.projectID ?? named else {
+            throw NimbusError.neutron(.badRequest, "HTTPBadRequest", "A project-scoped token or 'project_id' is required.")
+        }
+        return own
+    }
+
+    static func owns(_ record: Record, _ caller: AuthContext) -> Bool {
+        caller.isAdmin || (caller.projectID != nil && record.string("project_id") == caller.projectID)
+    }
+}
+
+extension NimbusError {
+    /// An error whose Neutron fault `type` is `code` (e.g. `NetworkNotFound`).
+    static func neutron(_ kind: Kind, _ code: String, _ message: String) -> NimbusError {
+        NimbusError(kind, message, code: code)
+    }
+
+    static func policy(_ action: String) -> NimbusError {
+        .neutron(.forbidden, "PolicyNotAuthorized", "(rule:\(action)) is disallowed by policy")
+    }
+
+    static func invalidInput(_ message: String) -> NimbusError {
+        .neutron(.badRequest, "InvalidInput", "Invalid input for operation: \(message)")
+    }
+}
+
+/// A counter that moves on every dataplane-affecting write, and the agents waiting for it to.
+///
+/// It starts from the clock so that a restarted control plane never answers with a generation an
+/// agent already saw (which would make it wait out a change it has not got).
+final class GenerationSignal: Sendable {
+    private let lock = NSLock()
+    nonisolated(unsafe) private var generation = Int64(Date().timeIntervalSince1970 * 1000)
+    nonisolated(unsafe) private var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
+
+    var current: Int64 {
+        lock.lock()
+        defer { lock.unlock() }
+        return generation
+    }
+
+    func bump() {
+        lock.lock()
+        generation += 1
+        let woken = waiters
+        waiters = [:]
+        lock.unlock()
+        for waiter in woken.values { waiter.resume() }
+    }
+
+    /// Returns once the generation is past `seen`, or after `timeout`.
+    func wait(after seen: Int64, timeout: Duration) async {
+        let id = UUID()
+        await withCheckedContinuation { continuation in
+            lock.lock()
+            if generation > seen {
+                lock.unlock()
+                continuation.resume()
+                return
+            }
+            waiters[id] = continuation
+            lock.unlock()
+            Task {
+                try? await Task.sleep(for: timeout)
+                self.release(id)
+            }
+        }
+    }
+
+    private func release(_ id: UUID) {
+        lock.lock()
+        let waiter = waiters.removeValue(forKey: id)
+        lock.unlock()
+        waiter?.resume()
+    }
+}
+
+/// Per subnet, the pool offset to try next, so that consecutive allocations do not all probe
+/// the same taken addresses first.
+final class AllocationCursors: Sendable {
+    private let lock = NSLock()
+    nonisolated(unsafe) private var next: [String: UInt64] = [:]
+
+    /// Hands out consecutive offsets, so concurrent allocators start from different addresses.
+    func take(_ subnet: String) -> UInt64 {
+        lock.lock()
+        defer { lock.unlock() }
+        let offset = next[subnet, default: 0]
+        next[subnet] = offset &+ 1
+        return offset
+    }
+
+    func forget(_ subnet: String) {
+        lock.lock()
+        next[subnet] = nil
+        lock.unlock()
+    }
+}

@@ -173,6 +173,9 @@ public struct RecordTable: Sendable {
         }
     }
 
+    /// A row selected with this table's columns (for queries `list` cannot express, e.g. `IN`).
+    public func decodeRow(_ row: any SQLRow) throws -> Record { try decode(row) }
+
     private func decode(_ row: any SQLRow) throws -> Record {
         var record = Record(minimumCapacity: columns.count)
         for column in columns {
