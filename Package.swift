@@ -83,7 +83,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: swiftSettings),
         .target(name: "Cloud", dependencies: [
-            "NimbusCore", "Store", "Gateway", "Identity", "Image", "Placement", "Compute", "Agent", "Hypervisor", "NimbusNetwork",
+            "NimbusCore", "Store", "Gateway", "Identity", "Image", "Placement", "Compute", "Agent", "Hypervisor", "NimbusNetwork", "Dataplane",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),

@@ -107,9 +107,10 @@ public final class Cloud: Sendable {
             if configuration.stackScheduling { computeConfiguration.scheduler = .stack }
             computeConfiguration.allocationRatios["VCPU"] = configuration.cpuAllocationRatio
             computeConfiguration.allocationRatios["MEMORY_MB"] = configuration.ramAllocationRatio
+            let network = NetworkService(database: database, configuration: configuration.network, logger: logger)
+            self.network = network
             compute = ComputeService(database: database, placement: placement, images: ImageCatalog(image: image),
-                                     configuration: computeConfiguration, logger: logger)
-            network = NetworkService(database: database, configuration: configuration.network, logger: logger)
+                                     ports: NetworkServicePorts(network: network), configuration: computeConfiguration, logger: logger)
         } catch {
             // The pool must be shut down before it is released, even when start-up fails.
             await database.shutdown()

@@ -30,7 +30,7 @@ extension NetworkService {
 
     /// Creates (or adopts) the server's ports in one transaction: all or none.
     /// - Returns: the ports, in request order.
-    public func allocateInstancePorts(project: String, instance: String, requests: [PortRequest]) async throws -> [Record] {
+    public func allocateInstancePorts(project: String, instance: String, requests: [PortRequest], securityGroups: [String] = []) async throws -> [Record] {
         try await write { db in
             var ports: [Record] = []
             for request in requests {
@@ -39,21 +39,25 @@ extension NetworkService {
                     ports.append(try await self.adoptPort(id, project: project, instance: instance, on: db))
                 case .auto:
                     let network = try await self.automaticNetwork(project: project, on: db)
-                    ports.append(try await self.instancePort(network: network, fixedIP: nil, project: project, instance: instance, on: db))
+                    ports.append(try await self.instancePort(network: network, fixedIP: nil, project: project, instance: instance,
+                                                             securityGroups: securityGroups, on: db))
                 case .network(let id, let fixedIP):
                     guard let network = try await NetworkSchema.networks.fetch(id, on: db),
                           network.string("project_id") == project || network["shared"] == true else {
                         throw NimbusError.neutron(.notFound, "NetworkNotFound", "Network \(id) could not be found.")
                     }
-                    ports.append(try await self.instancePort(network: network, fixedIP: fixedIP, project: project, instance: instance, on: db))
+                    ports.append(try await self.instancePort(network: network, fixedIP: fixedIP, project: project, instance: instance,
+                                                             securityGroups: securityGroups, on: db))
                 }
             }
             return ports.map { Self.portView($0, caller: nil) }
         }
     }
 
-    func instancePort(network: Record, fixedIP: String?, project: String, instance: String, on db: any SQLDatabase) async throws -> Record {
+    func instancePort(network: Record, fixedIP: String?, project: String, instance: String, securityGroups: [String] = [],
+                      on db: any SQLDatabase) async throws -> Record {
         var spec = PortSpec(project: project, networkID: network.string("id") ?? "")
+        if !securityGroups.isEmpty { spec.securityGroups = securityGroups }
         spec.deviceID = instance
         spec.deviceOwner = Self.computeOwner
         spec.createdForInstance = true
@@ -154,6 +158,95 @@ extension NetworkService {
             let world = try await self.loadWorld(on: db)
             return world.ports.filter { $0.string("device_id") == instance && ($0.string("device_owner") ?? "").hasPrefix("compute:") }
                 .map { Self.portWiring($0, world: world) }
+        }
+    }
+}
+
+/// A server's port with what Compute caches of it: its network's name and MTU, and its addresses.
+public struct InstancePortInfo: Sendable, Equatable {
+    public var portID: String
+    public var networkID: String
+    public var networkName: String
+    public var mtu: Int
+    public var mac: String
+    public var addresses: [InstanceAddress]
+}
+
+extension NetworkService {
+    /// Checks what a boot request asks for before Compute writes anything: the networks are the
+    /// project's or shared, ports are the project's and free, `auto` finds a network, and the
+    /// security groups (names or ids) are the project's. Nothing is created.
+    public func validateInstanceRequests(_ requests: [PortRequest], securityGroups: [String], project: String) async throws {
+        try await database.read { db in
+            for request in requests {
+                switch request {
+                case .auto:
+                    _ = try await self.automaticNetwork(project: project, on: db)
+                case .network(let id, let fixedIP):
+                    guard let network = try await NetworkSchema.networks.fetch(id, on: db),
+                          network.string("project_id") == project || network["shared"] == true else {
+                        throw NimbusError.badRequest("Network \(id) could not be found.")
+                    }
+                    if let fixedIP, IPAddress(fixedIP) == nil { throw NimbusError.badRequest("Invalid fixed IP address (\(fixedIP))") }
+                case .port(let id):
+                    guard let port = try await NetworkSchema.ports.fetch(id, on: db), port.string("project_id") == project else {
+                        throw NimbusError.badRequest("Port \(id) could not be found.")
+                    }
+                    guard (port.string("device_id") ?? "").isEmpty else { throw NimbusError.conflict("Port \(id) is still in use.") }
+                }
+            }
+            for group in securityGroups where group != "default" {
+                _ = try await self.securityGroupID(group, project: project, on: db)
+            }
+        }
+    }
+
+    /// A security group of the project by id or, as Nova passes them, by name.
+    func securityGroupID(_ nameOrID: String, project: String, on db: any SQLDatabase) async throws -> String {
+        if nameOrID == "default" { return try await defaultSecurityGroup(project: project, on: db) }
+        if let group = try await NetworkSchema.securityGroups.fetch(nameOrID, on: db), group.string("project_id") == project { return nameOrID }
+        let named = try await NetworkSchema.securityGroups.list([.init("project_id", .equal, .string(project)), .init("name", .equal, .string(nameOrID))], on: db)
+        guard named.count == 1, let id = named[0].string("id") else {
+            if named.count > 1 { throw NimbusError.conflict("Multiple security_group matches found for name '\(nameOrID)', use an ID to be more specific.") }
+            throw NimbusError.badRequest("Security group \(nameOrID) not found.")
+        }
+        return id
+    }
+
+    /// The server's ports (ports made for it earlier are reused: a build retried on another host
+    /// keeps its addresses), made when it has none yet.
+    public func ensureInstancePorts(project: String, instance: String, requests: [PortRequest], securityGroups: [String]) async throws {
+        let existing = try await database.read { db in
+            try await NetworkSchema.ports.list([.init("device_id", .equal, .string(instance))], on: db)
+        }
+        guard existing.isEmpty else { return }
+        var groupIDs: [String] = []
+        if !securityGroups.isEmpty {
+            groupIDs = try await write { db in
+                var ids: [String] = []
+                for group in securityGroups { ids.append(try await self.securityGroupID(group, project: project, on: db)) }
+                return ids
+            }
+        }
+        _ = try await allocateInstancePorts(project: project, instance: instance, requests: requests, securityGroups: groupIDs)
+    }
+
+    /// The server's ports with their networks' names and MTUs and their addresses (fixed and floating).
+    public func instancePortInfo(_ instance: String) async throws -> [InstancePortInfo] {
+        let addresses = try await instanceAddresses([instance])[instance] ?? []
+        return try await database.read { db in
+            let ports = try await NetworkSchema.ports.list([.init("device_id", .equal, .string(instance))], on: db)
+                .filter { ($0.string("device_owner") ?? "").hasPrefix("compute:") }
+                .sorted { ($0.string("created_at") ?? "", $0.string("id") ?? "") < ($1.string("created_at") ?? "", $1.string("id") ?? "") }
+            var out: [InstancePortInfo] = []
+            for port in ports {
+                let id = port.string("id") ?? ""
+                let network = try await NetworkSchema.networks.fetch(port.string("network_id") ?? "", on: db)
+                out.append(InstancePortInfo(portID: id, networkID: port.string("network_id") ?? "", networkName: network?.string("name") ?? "",
+                                            mtu: Int(network?["mtu"]?.intValue ?? 1500), mac: port.string("mac_address") ?? "",
+                                            addresses: addresses.filter { $0.portID == id }))
+            }
+            return out
         }
     }
 }

@@ -10,13 +10,16 @@ public struct NetworkSeed: Sendable {
     public var publicPool = ("172.24.4.2", "172.24.4.254")
     public var privateCIDR = "10.0.0.0/26"
     public var privateGateway = "10.0.0.1"
+    /// A network every project may use (admin's own servers land there with `auto`).
+    public var sharedCIDR = "192.168.233.0/24"
 
     public init() {}
 }
 
 extension NetworkService {
-    /// Creates `public` (external, flat), `private` (the demo project's VXLAN network) and
-    /// `router1` joining them, unless they exist: safe on every start.
+    /// Creates `public` (external, flat), `private` (the demo project's VXLAN network), `shared`
+    /// (admin's, shared with all) and `router1` joining public and private, unless they exist:
+    /// safe on every start.
     public func seedDefaults(adminProject: String, demoProject: String, configuration seed: NetworkSeed = .init()) async throws {
         let existing = try await database.read { db in try await NetworkSchema.networks.list(on: db).compactMap { $0.string("name") } }
         guard !existing.contains("public") && !existing.contains("private") else { return }
@@ -36,6 +39,10 @@ extension NetworkService {
             "name": "private-subnet", "network_id": privateNet["id"] ?? .null, "ip_version": 4, "cidr": .string(seed.privateCIDR),
             "gateway_ip": .string(seed.privateGateway),
         ]], caller: demo)
+        let sharedNet = try await createNetwork(["network": ["name": "shared", "shared": true]], caller: admin)
+        _ = try await createSubnet(["subnet": [
+            "name": "shared-subnet", "network_id": sharedNet["id"] ?? .null, "ip_version": 4, "cidr": .string(seed.sharedCIDR),
+        ]], caller: admin)
         let router = try await createRouter(["router": ["name": "router1", "external_gateway_info": ["network_id": .string(publicID)]]], caller: demo)
         _ = try await addRouterInterface(router.string("id") ?? "", ["subnet_id": privateSubnet["id"] ?? .null], caller: demo)
     }
