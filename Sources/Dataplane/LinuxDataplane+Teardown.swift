@@ -5,6 +5,10 @@ extension LinuxDataplane {
     /// namespaces (and whatever runs in them), both nftables tables, metadata listeners, and the
     /// DHCP state files. Used by tests and `--cleanup`; best effort, never throws.
     public func teardownAll() async {
+        _ = try? await serialized { await $0.teardownNow() }
+    }
+
+    private func teardownNow() async {
         for network in Set(listeners.keys).union(appliedDHCP.keys) { await stopDHCP(network: network) }
         if let entries = try? FileManager.default.contentsOfDirectory(atPath: stateDirectory.appendingPathComponent("dhcp").path) {
             for network in entries { await stopDHCP(network: network) }

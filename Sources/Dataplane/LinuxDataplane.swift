@@ -22,6 +22,9 @@ public actor LinuxDataplane {
     var appliedDHCP: [String: DHCPWiring] = [:]
     var appliedRouters: [String: RouterWiring] = [:]
     var listeners: [String: MetadataListener] = [:]
+    /// The last queued converge/teardown: actor methods interleave at every `await`, and two
+    /// converges interleaving would each act on a stale observation.
+    var tail: Task<Void, Never>?
 
     /// - Parameters:
     ///   - executionNamespace: run every host-level command inside this namespace (an emulated
@@ -43,6 +46,21 @@ public actor LinuxDataplane {
     /// at the end, so one broken router doesn't keep every port unwired.
     /// - Returns: ids of the ports whose tap is on its bridge and up.
     public func converge(_ state: HostNetworkState) async throws -> [String] {
+        try await serialized { try await $0.convergeNow(state) }
+    }
+
+    /// Runs `body` after everything queued before it has finished.
+    func serialized<T: Sendable>(_ body: @escaping @Sendable (isolated LinuxDataplane) async throws -> T) async throws -> T {
+        let previous = tail
+        let task = Task { () async throws -> T in
+            await previous?.value
+            return try await body(self)
+        }
+        tail = Task { _ = try? await task.value }
+        return try await task.value
+    }
+
+    private func convergeNow(_ state: HostNetworkState) async throws -> [String] {
         var failures: [any Error] = []
         try await prepareHost()
         var links = try await observeLinks()

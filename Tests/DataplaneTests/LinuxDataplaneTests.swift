@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 @testable import Dataplane
 
@@ -54,9 +55,18 @@ struct LinuxDataplaneTests {
             let renewed = try await lease(lab: lab, vm: vmB)
             #expect(renewed.contains("ip=10.20.0.21 "), "\(renewed)")
 
+            // A restarted agent adopts dnsmasq by its pid file instead of starting another.
+            let restarted = LinuxDataplane(stateDirectory: lab.scratch.appendingPathComponent(host), executionNamespace: host,
+                                           logger: Logger(label: "restarted"))
+            #expect(Set(try await restarted.converge(changed)) == [a.id, b.id])
+            #expect(try String(contentsOf: pidFile, encoding: .utf8) == pidBefore)
+
+            // Nothing desired: everything goes, without a teardown.
+            _ = try await dataplane.converge(HostNetworkState(generation: 3))
+            #expect(try await lab.leftovers(in: [host]).filter { !$0.contains("table") }.isEmpty)
+            #expect(await !lab.succeeds("ip", "netns", "exec", vmA, "busybox", "wget", "-qO-", "-T", "1", "http://169.254.169.254/x"))
             await dataplane.teardownAll()
             #expect(try await lab.leftovers(in: [host]).isEmpty)
-            #expect(await !lab.succeeds("ip", "netns", "exec", vmA, "busybox", "wget", "-qO-", "-T", "1", "http://169.254.169.254/x"))
         }
     }
 
@@ -101,9 +111,14 @@ struct LinuxDataplaneTests {
             #expect(addPort < 50)
             #expect(await lab.ping(from: vmA, "10.21.0.12"))
 
-            // Spoofing: A takes another address; B's rule would admit it, anti-spoofing must not.
-            try await lab.sh("ip", "-n", vmA, "addr", "flush", "dev", "eth0")
+            // IP spoofing: A sends from an address that isn't its own. B knows where that address
+            // lives (a static neighbour), so only the IPv4 source check can stop it.
             try await lab.sh("ip", "-n", vmA, "addr", "add", "10.21.0.50/24", "dev", "eth0")
+            try await lab.sh("ip", "-n", vmB, "neigh", "replace", "10.21.0.50", "lladdr", a.mac, "dev", "eth0")
+            #expect(await !lab.succeeds("timeout", "5", "ip", "netns", "exec", vmA, "busybox", "ping", "-c1", "-W1", "-I", "10.21.0.50", "10.21.0.11"))
+            // ARP spoofing: with only the foreign address, A can't even resolve B.
+            try await lab.sh("ip", "-n", vmA, "addr", "del", "10.21.0.10/24", "dev", "eth0")
+            try await lab.sh("ip", "-n", vmA, "neigh", "flush", "dev", "eth0")
             #expect(await !lab.ping(from: vmA, "10.21.0.11"))
             // ... and a MAC change is caught too.
             try await lab.sh("ip", "-n", vmA, "addr", "flush", "dev", "eth0")
