@@ -7,5 +7,5 @@ import Testing
                  DataplaneNames.dhcpVeth(network: id), DataplaneNames.routerVeth(port: id)] {
         #expect(name.count == 15)
     }
-    #expect(DataplaneNames.tap(port: id) == "ntp-5f3c2a91b7d")
+    #expect(DataplaneNames.tap(port: id) == "ntp-5f3c2a9e1b7")
 }

@@ -1,0 +1,201 @@
+import Foundation
+import Logging
+import Testing
+@testable import Dataplane
+
+/// Real bridges, veths, namespaces, dnsmasq and nftables, all inside namespaces the test makes.
+/// Serialized: they are timing-sensitive and the machine has two cores.
+@Suite(.serialized, .enabled(if: DataplaneLab.available, "needs root, dnsmasq, nft and busybox"))
+struct LinuxDataplaneTests {
+    @Test func dhcpLeasesPingAndMetadata() async throws {
+        try await withLab { lab in
+            let (dataplane, host) = try await lab.host(metadata: { network, source, path in
+                MetadataReply(status: 200, contentType: "application/json", text: "{\"source\":\"\(source)\",\"path\":\"\(path)\"}")
+            })
+            let network = lab.id()
+            lab.dataplaneIDs.append(network)
+            let a = PortWiring.vm(lab.id(), network: network, mac: "fa:16:3e:00:00:0a", address: "10.20.0.10")
+            let b = PortWiring.vm(lab.id(), network: network, mac: "fa:16:3e:00:00:0b", address: "10.20.0.11")
+            let dhcp = DHCPWiring(networkID: network, portID: lab.id(), mac: "fa:16:3e:00:00:02",
+                                  addresses: [FixedAddress(address: "10.20.0.2", prefixLength: 24, subnetID: "s", version: 4)], mtu: 1450,
+                                  subnets: [DHCPSubnet(id: "s", cidr: "10.20.0.0/24", version: 4, gateway: "10.20.0.1", dnsServers: ["10.20.0.3"])],
+                                  hosts: [DHCPHost(mac: a.mac, address: "10.20.0.10", hostname: "a"),
+                                          DHCPHost(mac: b.mac, address: "10.20.0.11", hostname: "b")])
+            let vmA = try await lab.vm(a, on: host), vmB = try await lab.vm(b, on: host)
+            let state = HostNetworkState(generation: 1, networks: [NetworkWiring(id: network, networkType: "flat", segmentationID: nil, mtu: 1450)],
+                                         ports: [a, b], dhcp: [dhcp])
+            var wired: [String] = []
+            let first = try await elapsedMilliseconds { wired = try await dataplane.converge(state) }
+            #expect(Set(wired) == [a.id, b.id])
+            let again = try await elapsedMilliseconds { _ = try await dataplane.converge(state) }
+            print("converge: first \(first) ms, unchanged \(again) ms")
+
+            for (vm, expected) in [(vmA, "10.20.0.10"), (vmB, "10.20.0.11")] {
+                let lease = try await lease(lab: lab, vm: vm)
+                #expect(lease.contains("ip=\(expected) "), "\(lease)")
+                #expect(lease.contains("mtu=1450"), "\(lease)")
+                #expect(lease.contains("169.254.169.254/32 10.20.0.2"), "\(lease)")
+                #expect(lease.contains("0.0.0.0/0 10.20.0.1"), "\(lease)")
+                try await lab.sh("ip", "-n", vm, "addr", "add", "\(expected)/24", "dev", "eth0")
+            }
+            #expect(await lab.ping(from: vmA, "10.20.0.11"))
+            #expect(await lab.ping(from: vmB, "10.20.0.10"))
+
+            try await lab.sh("ip", "-n", vmA, "route", "add", "169.254.169.254/32", "via", "10.20.0.2")
+            let body = try await lab.sh("ip", "netns", "exec", vmA, "busybox", "wget", "-qO-", "http://169.254.169.254/openstack/latest/meta_data.json")
+            #expect(body == "{\"source\":\"10.20.0.10\",\"path\":\"/openstack/latest/meta_data.json\"}")
+
+            // Hosts-only change: SIGHUP, same dnsmasq, new lease served.
+            let pidFile = lab.scratch.appendingPathComponent(host).appendingPathComponent("dhcp/\(network)/pid")
+            let pidBefore = try String(contentsOf: pidFile, encoding: .utf8)
+            var changed = state
+            changed.dhcp[0].hosts[1].address = "10.20.0.21"
+            _ = try await dataplane.converge(changed)
+            #expect(try String(contentsOf: pidFile, encoding: .utf8) == pidBefore)
+            let renewed = try await lease(lab: lab, vm: vmB)
+            #expect(renewed.contains("ip=10.20.0.21 "), "\(renewed)")
+
+            // A restarted agent adopts dnsmasq by its pid file instead of starting another.
+            let restarted = LinuxDataplane(stateDirectory: lab.scratch.appendingPathComponent(host), executionNamespace: host,
+                                           logger: Logger(label: "restarted"))
+            #expect(Set(try await restarted.converge(changed)) == [a.id, b.id])
+            #expect(try String(contentsOf: pidFile, encoding: .utf8) == pidBefore)
+
+            // Nothing desired: everything goes, without a teardown.
+            _ = try await dataplane.converge(HostNetworkState(generation: 3))
+            #expect(try await lab.leftovers(in: [host]).filter { !$0.contains("table") }.isEmpty)
+            #expect(await !lab.succeeds("ip", "netns", "exec", vmA, "busybox", "wget", "-qO-", "-T", "1", "http://169.254.169.254/x"))
+            await dataplane.teardownAll()
+            #expect(try await lab.leftovers(in: [host]).isEmpty)
+        }
+    }
+
+    /// Runs busybox udhcpc once in the VM; the script records what was offered.
+    private func lease(lab: DataplaneLab, vm: String) async throws -> String {
+        let script = lab.scratch.appendingPathComponent("udhcpc-\(vm).sh"), out = lab.scratch.appendingPathComponent("lease-\(vm)")
+        try? FileManager.default.removeItem(at: out)
+        try "#!/bin/sh\n[ \"$1\" = bound ] && echo \"ip=$ip mask=$mask mtu=$mtu router=$router routes=$staticroutes dns=$dns\" > \(out.path)\nexit 0\n"
+            .write(to: script, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script.path)
+        try await lab.sh("ip", "netns", "exec", vm, "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "5", "-T", "1", "-s", script.path)
+        return try String(contentsOf: out, encoding: .utf8)
+    }
+
+    @Test func securityGroupsAreStatefulAndStopSpoofing() async throws {
+        try await withLab { lab in
+            let (dataplane, host) = try await lab.host()
+            let network = lab.id()
+            let a = PortWiring.vm(lab.id(), network: network, mac: "fa:16:3e:00:01:0a", address: "10.21.0.10", ingress: [])
+            var b = PortWiring.vm(lab.id(), network: network, mac: "fa:16:3e:00:01:0b", address: "10.21.0.11", ingress: [])
+            let vmA = try await lab.vm(a, on: host, address: "10.21.0.10/24"), vmB = try await lab.vm(b, on: host, address: "10.21.0.11/24")
+            let net = NetworkWiring(id: network, networkType: "flat", segmentationID: nil, mtu: 1500)
+            _ = try await dataplane.converge(HostNetworkState(generation: 1, networks: [net], ports: [a, b]))
+            #expect(await !lab.ping(from: vmA, "10.21.0.11"), "ingress ICMP must be dropped without a rule")
+
+            b.ingress = [FilterRule(ethertype: "IPv4", ipProtocol: "icmp", remoteCIDRs: ["10.21.0.0/24"])]
+            let latency = try await elapsedMilliseconds { _ = try await dataplane.converge(HostNetworkState(generation: 2, networks: [net], ports: [a, b])) }
+            print("rule change reached nftables in \(latency) ms")
+            #expect(latency < 200)
+            let ruleset = try await lab.sh("ip", "netns", "exec", host, "nft", "list", "table", "inet", "nimbus")
+            #expect(ruleset.contains("ip saddr 10.21.0.0/24"))
+            #expect(await lab.ping(from: vmA, "10.21.0.11"), "allowed by B's rule; the reply passes A's empty ingress as established")
+            #expect(await !lab.ping(from: vmB, "10.21.0.10"), "A still drops unsolicited ICMP")
+
+            // A third port on the existing bridge: the fast path.
+            let c = PortWiring.vm(lab.id(), network: network, mac: "fa:16:3e:00:01:0c", address: "10.21.0.12")
+            _ = try await lab.vm(c, on: host, address: "10.21.0.12/24")
+            var wired: [String] = []
+            let addPort = try await elapsedMilliseconds { wired = try await dataplane.converge(HostNetworkState(generation: 3, networks: [net], ports: [a, b, c])) }
+            print("wiring one new port took \(addPort) ms")
+            #expect(wired.contains(c.id))
+            #expect(addPort < 50)
+            #expect(await lab.ping(from: vmA, "10.21.0.12"))
+
+            // IP spoofing: A sends from an address that isn't its own. B knows where that address
+            // lives (a static neighbour), so only the IPv4 source check can stop it.
+            try await lab.sh("ip", "-n", vmA, "addr", "add", "10.21.0.50/24", "dev", "eth0")
+            try await lab.sh("ip", "-n", vmB, "neigh", "replace", "10.21.0.50", "lladdr", a.mac, "dev", "eth0")
+            #expect(await !lab.succeeds("timeout", "5", "ip", "netns", "exec", vmA, "busybox", "ping", "-c1", "-W1", "-I", "10.21.0.50", "10.21.0.11"))
+            // ARP spoofing: with only the foreign address, A can't even resolve B.
+            try await lab.sh("ip", "-n", vmA, "addr", "del", "10.21.0.10/24", "dev", "eth0")
+            try await lab.sh("ip", "-n", vmA, "neigh", "flush", "dev", "eth0")
+            #expect(await !lab.ping(from: vmA, "10.21.0.11"))
+            // ... and a MAC change is caught too.
+            try await lab.sh("ip", "-n", vmA, "addr", "flush", "dev", "eth0")
+            try await lab.sh("ip", "-n", vmA, "addr", "add", "10.21.0.10/24", "dev", "eth0")
+            #expect(await lab.ping(from: vmA, "10.21.0.11"))
+            try await lab.sh("ip", "-n", vmA, "link", "set", "eth0", "address", "fa:16:3e:00:01:99")
+            #expect(await !lab.ping(from: vmA, "10.21.0.11"))
+
+            await dataplane.teardownAll()
+            #expect(try await lab.leftovers(in: [host]).isEmpty)
+        }
+    }
+
+    @Test func routerJoinsNetworksAndFloatingIPReachesVM() async throws {
+        try await withLab { lab in
+            let (dataplane, host) = try await lab.host()
+            let netA = lab.id(), netB = lab.id(), external = lab.id(), routerID = lab.id()
+            lab.dataplaneIDs.append(routerID)
+            let a = PortWiring.vm(lab.id(), network: netA, mac: "fa:16:3e:00:02:0a", address: "10.30.0.10")
+            let b = PortWiring.vm(lab.id(), network: netB, mac: "fa:16:3e:00:02:0b", address: "10.31.0.10")
+            _ = try await lab.vm(a, on: host, address: "10.30.0.10/24", gateway: "10.30.0.1")
+            let vmB = try await lab.vm(b, on: host, address: "10.31.0.10/24", gateway: "10.31.0.1")
+            func v4(_ address: String) -> [FixedAddress] { [FixedAddress(address: address, prefixLength: 24, subnetID: "s", version: 4)] }
+            let networks = [NetworkWiring(id: netA, networkType: "vxlan", segmentationID: 100, mtu: 1450),
+                            NetworkWiring(id: netB, networkType: "vxlan", segmentationID: 101, mtu: 1450),
+                            NetworkWiring(id: external, networkType: "flat", segmentationID: nil, mtu: 1500, hostAddresses: ["172.24.4.1/24"])]
+            let gateway = RouterGateway(portID: lab.id(), networkID: external, mac: "fa:16:3e:00:02:f0", addresses: v4("172.24.4.10"), nextHop: "172.24.4.1")
+            let legA = RouterInterface(portID: lab.id(), networkID: netA, mac: "fa:16:3e:00:02:a1", addresses: v4("10.30.0.1"))
+            let legB = RouterInterface(portID: lab.id(), networkID: netB, mac: "fa:16:3e:00:02:b1", addresses: v4("10.31.0.1"))
+            var router = RouterWiring(id: routerID, gateway: gateway, interfaces: [legA])
+            _ = try await dataplane.converge(HostNetworkState(generation: 1, networks: networks, ports: [a, b], routers: [router]))
+            #expect(await !lab.ping(from: vmB, "10.30.0.10"), "no router leg on B yet")
+
+            router.interfaces.append(legB)
+            router.floatingIPs = [FloatingIPWiring(id: lab.id(), floatingAddress: "172.24.4.20", fixedAddress: "10.30.0.10")]
+            _ = try await dataplane.converge(HostNetworkState(generation: 2, networks: networks, ports: [a, b], routers: [router]))
+            #expect(await lab.ping(from: vmB, "10.30.0.10"))
+            #expect(await lab.ping(from: host, "172.24.4.20"), "the host, on the external network, reaches the VM by its floating IP")
+            #expect(await lab.ping(from: vmB, "172.24.4.1"), "SNAT lets B reach the outside")
+
+            router.floatingIPs = []
+            _ = try await dataplane.converge(HostNetworkState(generation: 3, networks: networks, ports: [a, b], routers: [router]))
+            #expect(await !lab.ping(from: host, "172.24.4.20"))
+
+            await dataplane.teardownAll()
+            #expect(try await lab.leftovers(in: [host]).isEmpty)
+        }
+    }
+
+    @Test func vxlanCarriesANetworkBetweenTwoHosts() async throws {
+        try await withLab { lab in
+            let underlay1 = "192.168.77.1", underlay2 = "192.168.77.2"
+            let (one, host1) = try await lab.host(tunnelAddress: underlay1)
+            let (two, host2) = try await lab.host(tunnelAddress: underlay2)
+            try await lab.sh("ip", "-n", host1, "link", "add", "ul0", "type", "veth", "peer", "name", "ul0", "netns", host2)
+            try await lab.sh("ip", "-n", host1, "addr", "add", "\(underlay1)/24", "dev", "ul0")
+            try await lab.sh("ip", "-n", host2, "addr", "add", "\(underlay2)/24", "dev", "ul0")
+            try await lab.sh("ip", "-n", host1, "link", "set", "ul0", "up")
+            try await lab.sh("ip", "-n", host2, "link", "set", "ul0", "up")
+            let network = lab.id()
+            let a = PortWiring.vm(lab.id(), network: network, mac: "fa:16:3e:00:03:0a", address: "10.50.0.10")
+            let b = PortWiring.vm(lab.id(), network: network, mac: "fa:16:3e:00:03:0b", address: "10.50.0.11")
+            let vmA = try await lab.vm(a, on: host1, address: "10.50.0.10/24")
+            _ = try await lab.vm(b, on: host2, address: "10.50.0.11/24")
+            try await lab.sh("ip", "-n", vmA, "link", "set", "eth0", "mtu", "1450")
+            func wiring(_ peer: String) -> NetworkWiring {
+                NetworkWiring(id: network, networkType: "vxlan", segmentationID: 4242, mtu: 1450, peers: [peer])
+            }
+            _ = try await one.converge(HostNetworkState(generation: 1, networks: [wiring(underlay2)], ports: [a]))
+            _ = try await two.converge(HostNetworkState(generation: 1, networks: [wiring(underlay1)], ports: [b]))
+            #expect(await lab.ping(from: vmA, "10.50.0.11"))
+            let fdb = try await lab.sh("ip", "netns", "exec", host1, "bridge", "fdb", "show", "dev", DataplaneNames.vxlan(network: network))
+            #expect(fdb.contains("00:00:00:00:00:00 dst \(underlay2)"))
+
+            await one.teardownAll()
+            await two.teardownAll()
+            #expect(try await lab.leftovers(in: [host1, host2]).isEmpty)
+        }
+    }
+}
