@@ -88,7 +88,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
         .executableTarget(name: "NimbusCLI", dependencies: [
-            "Cloud", "NimbusCore", "Store", "Identity", "GuestImage", "Agent", "Hypervisor",
+            "Cloud", "NimbusCore", "Store", "Identity", "GuestImage", "Agent", "Hypervisor", "Dataplane",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: swiftSettings),

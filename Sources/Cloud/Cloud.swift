@@ -142,11 +142,11 @@ public final class Cloud: Sendable {
         let app = Application(
             router: router(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "nimbus"),
-            services: [identity, ComputeRuntime(compute: compute, hosts: configuration.localHosts, images: ImageStoreSource(image: image), logger: logger)],
+            services: [identity, ComputeRuntime(compute: compute, network: network, hosts: configuration.localHosts, images: ImageStoreSource(image: image), logger: logger)],
             onServerRunning: { [compute, configuration] _ in
                 // Ready means a server can be placed: wait (briefly) for the local hosts to register.
                 if let hosts = configuration.localHosts {
-                    let names = Set((0..<(hosts.driver == .qemu ? 1 : hosts.count)).map(hosts.name))
+                    let names = Set((0..<(hosts.driver == .qemu ? 1 : hosts.count)).map(hosts.name) + hosts.namespaceHosts.map(\.name))
                     _ = await compute.waitForHosts(names, timeout: .seconds(30))
                 }
                 await onReady()
@@ -164,7 +164,7 @@ public final class Cloud: Sendable {
     /// The scheduler and local hosts' agents, without the HTTP listener (for in-process tests);
     /// returns when the calling task is cancelled.
     public func runCompute() async {
-        await ComputeRuntime(compute: compute, hosts: configuration.localHosts, images: ImageStoreSource(image: image), logger: logger).runLoops()
+        await ComputeRuntime(compute: compute, network: network, hosts: configuration.localHosts, images: ImageStoreSource(image: image), logger: logger).runLoops()
     }
 
     public func shutdown() async {

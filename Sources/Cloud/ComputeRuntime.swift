@@ -1,8 +1,10 @@
 import Agent
 import Compute
+import Dataplane
 import Foundation
 import Hypervisor
 import Logging
+import NimbusNetwork
 import ServiceLifecycle
 
 /// Which hypervisor the in-process compute agents drive.
@@ -57,6 +59,7 @@ public struct LocalHosts: Sendable {
 /// Stops them on graceful shutdown.
 struct ComputeRuntime: Service {
     let compute: ComputeService
+    let network: NetworkService?
     let hosts: LocalHosts?
     let images: any ImageSource
     let logger: Logger
@@ -67,31 +70,79 @@ struct ComputeRuntime: Service {
 
     /// Runs until the task is cancelled.
     func runLoops() async {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await compute.runScheduler() }
-                if let hosts {
-                    for index in 0..<(hosts.driver == .qemu ? 1 : hosts.count) {
-                        let name = hosts.name(index)
-                        let driver: any HypervisorDriver
-                        switch hosts.driver {
-                        case .fake:
-                            var fake = hosts.fake
-                            if hosts.failingHosts.contains(name) { fake.failsBuilds = true }
-                            driver = FakeDriver(configuration: fake)
-                        case .qemu:
-                            var settings = QEMUDriver.Configuration(directory: hosts.qemuDirectory ?? URL(fileURLWithPath: "/var/lib/nimbus/compute"))
-                            settings.accelerator = hosts.accelerator
-                            settings.shutdownTimeout = hosts.shutdownTimeout
-                            driver = QEMUDriver(configuration: settings, images: images, logger: logger)
-                        }
-                        var agentSettings = ComputeAgent.Configuration(
-                            host: name, heartbeatInterval: hosts.heartbeatInterval, syncInterval: hosts.syncInterval)
-                        if hosts.driver == .qemu { agentSettings.maxConcurrentSpawns = hosts.maxConcurrentSpawns }
-                        let agent = ComputeAgent(configuration: agentSettings, driver: driver, controlPlane: compute, logger: logger)
-                        group.addTask { await agent.run() }
-                    }
-                }
-                await group.waitForAll()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await compute.runScheduler() }
+            for agent in agents() {
+                group.addTask { await agent.run() }
             }
+            await group.waitForAll()
+        }
+    }
+
+    /// One agent per local host: fake hosts, or the QEMU host and the hosts emulated in namespaces.
+    func agents() -> [ComputeAgent] {
+        guard let hosts else { return [] }
+        if hosts.driver == .fake {
+            return (0..<hosts.count).map { index in
+                let name = hosts.name(index)
+                var fake = hosts.fake
+                if hosts.failingHosts.contains(name) { fake.failsBuilds = true }
+                let settings = ComputeAgent.Configuration(host: name, heartbeatInterval: hosts.heartbeatInterval, syncInterval: hosts.syncInterval)
+                return ComputeAgent(configuration: settings, driver: FakeDriver(configuration: fake), controlPlane: compute, logger: logger)
+            }
+        }
+        let base = hosts.qemuDirectory ?? URL(fileURLWithPath: "/var/lib/nimbus/compute")
+        let networkBase = hosts.networkDirectory ?? base.deletingLastPathComponent().appendingPathComponent("network")
+        var qemuHosts: [(name: String, namespace: String?, tunnel: String?, directory: URL, networkDirectory: URL)] = [
+            (hosts.hostName, nil, hosts.tunnelAddress, base, networkBase),
+        ]
+        for extra in hosts.namespaceHosts {
+            qemuHosts.append((extra.name, extra.namespace, extra.tunnelAddress,
+                              base.appendingPathComponent("hosts").appendingPathComponent(extra.name),
+                              networkBase.appendingPathComponent("hosts").appendingPathComponent(extra.name)))
+        }
+        return qemuHosts.map { host in
+            var settings = QEMUDriver.Configuration(directory: host.directory)
+            settings.accelerator = hosts.accelerator
+            settings.shutdownTimeout = hosts.shutdownTimeout
+            settings.namespace = host.namespace
+            let driver = QEMUDriver(configuration: settings, images: images, logger: logger)
+            var agentSettings = ComputeAgent.Configuration(host: host.name, heartbeatInterval: hosts.heartbeatInterval, syncInterval: hosts.syncInterval)
+            agentSettings.maxConcurrentSpawns = hosts.maxConcurrentSpawns
+            var attachment: NetworkAttachment?
+            let relay = MetadataRelay()
+            if hosts.dataplane, let network {
+                let dataplane = LinuxDataplane(stateDirectory: host.networkDirectory, executionNamespace: host.namespace,
+                                               tunnelAddress: host.tunnel, metadata: relay.handler, logger: logger)
+                // The QEMU host of this process is the network node (DHCP, routers, metadata).
+                attachment = NetworkAttachment(control: network, dataplane: dataplane, tunnelAddress: host.tunnel,
+                                               networkNode: host.namespace == nil)
+            }
+            let agent = ComputeAgent(configuration: agentSettings, driver: driver, controlPlane: compute, network: attachment, logger: logger)
+            relay.agent = agent
+            return agent
+        }
+    }
+}
+
+extension LinuxDataplane: HostDataplane {}
+
+/// Hands the dataplane's metadata requests to the agent, made after the dataplane that needs it.
+final class MetadataRelay: @unchecked Sendable {
+    private let lock = NSLock()
+    private var target: ComputeAgent?
+
+    var agent: ComputeAgent? {
+        get { lock.withLock { target } }
+        set { lock.withLock { target = newValue } }
+    }
+
+    var handler: MetadataHandler {
+        { [self] network, source, path in
+            guard let document = await self.agent?.metadata(network: network, source: source, path: path) else {
+                return MetadataReply(status: 404, text: "Not Found")
+            }
+            return MetadataReply(status: 200, contentType: document.contentType, body: document.body)
+        }
     }
 }

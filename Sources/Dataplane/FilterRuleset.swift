@@ -15,6 +15,8 @@ enum FilterRuleset {
 
     static func render(ports: [PortWiring]) -> String {
         let secured = ports.filter(\.portSecurity).sorted { $0.id < $1.id }
+        // No port to filter: no table at all (a host with no VMs carries no rules of ours).
+        guard !secured.isEmpty else { return removal }
         var lines = ["table bridge nimbus", "delete table bridge nimbus", "table inet nimbus", "delete table inet nimbus"]
         lines += bridgeTable(secured)
         lines += inetTable(secured)

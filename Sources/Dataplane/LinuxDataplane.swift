@@ -135,8 +135,9 @@ public actor LinuxDataplane {
     /// share the global namespace list, so only those recorded under our state directory count;
     /// on a real host everything with our prefixes is ours (found again after a crash).
     func ownedNamespaces() -> Set<String> {
+        // Named namespaces are global: only those this state directory recorded are ours (another
+        // cloud, or another emulated host, on the same machine has its own).
         let prefixed = namedNamespaces().filter { name in DataplaneNames.namespacePrefixes.contains { name.hasPrefix($0) } }
-        guard executionNamespace != nil else { return prefixed }
         let recorded = Set((try? FileManager.default.contentsOfDirectory(atPath: stateDirectory.appendingPathComponent("netns").path)) ?? [])
         return prefixed.intersection(recorded)
     }

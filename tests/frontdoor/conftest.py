@@ -299,6 +299,11 @@ def own_cloud(prefix: str, bcrypt_cost: int | None = 4, extra_args: list[str] | 
             if server.proc is not None:
                 server.assert_stops_cleanly()
         finally:
+            # Bridges, namespaces, dnsmasq and nftables outlive the process (as Neutron's agents'
+            # do); a test's cloud takes them with it.
+            if (server.state_dir / "network").exists():
+                subprocess.run([str(NIMBUS_BIN), "network-cleanup", "--state-dir", str(server.state_dir)],
+                               check=False, timeout=60)
             if os.environ.get("NIMBUS_KEEP_STATE"):
                 print(f"state kept in {tmp_root}")
             else:
