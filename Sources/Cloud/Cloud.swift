@@ -111,6 +111,11 @@ public final class Cloud: Sendable {
             self.network = network
             compute = ComputeService(database: database, placement: placement, images: ImageCatalog(image: image),
                                      ports: NetworkServicePorts(network: network), configuration: computeConfiguration, logger: logger)
+            network.onInstanceNetworkChange { [compute, logger] instance in
+                do { try await compute.refreshNetworkInfo(instance) } catch {
+                    logger.warning("refreshing the addresses of \(instance) failed: \(error)")
+                }
+            }
         } catch {
             // The pool must be shut down before it is released, even when start-up fails.
             await database.shutdown()

@@ -42,7 +42,7 @@ extension NetworkService {
                            "description": .string(try input.string("description", maxLength: 255) ?? ""), "status": "DOWN"]
         Self.standardAttributes(&fip, tags: try input.stringArray("tags") ?? [])
         let row = fip
-        return try await write { db in
+        let view = try await write { db in
             let network = try await self.visibleNetwork(networkID, caller, on: db)
             guard network["router_external"] == true else {
                 throw NimbusError.neutron(.badRequest, "BadRequest", "Bad floatingip request: Network \(networkID) is not a valid external network.")
@@ -61,6 +61,8 @@ extension NetworkService {
             try await NetworkSchema.floatingIPs.insert(row, on: db)
             return Self.floatingIPView(row)
         }
+        await notifyInstances(ofPorts: [portID])
+        return view
     }
 
     public func updateFloatingIP(_ id: String, _ body: JSONValue, caller: AuthContext) async throws -> Record {
@@ -71,7 +73,7 @@ extension NetworkService {
         let portID = try input.string("port_id", nullable: true)
         let fixedAddress = try input.string("fixed_ip_address", nullable: true)
         let description = try input.string("description", maxLength: 255)
-        return try await write { db in
+        let (view, before) = try await write { db in
             let fip = try await self.visibleFloatingIP(id, caller, on: db)
             var changes: Record = [:]
             if let description { changes["description"] = .string(description) }
@@ -84,19 +86,23 @@ extension NetworkService {
             }
             let revised = Self.revised(changes, from: fip)
             try await NetworkSchema.floatingIPs.update(id, revised, on: db)
-            return Self.floatingIPView(fip.merging(revised) { _, new in new })
+            return (Self.floatingIPView(fip.merging(revised) { _, new in new }), fip.string("port_id"))
         }
+        await notifyInstances(ofPorts: [before, portID])
+        return view
     }
 
     public func deleteFloatingIP(_ id: String, caller: AuthContext) async throws {
         try Self.requireWriter(caller, "delete_floatingip")
-        try await write { db in
+        let before = try await write { db in
             let fip = try await self.visibleFloatingIP(id, caller, on: db)
             if let port = try await NetworkSchema.ports.fetch(fip.string("floating_port_id") ?? "", on: db) {
                 try await self.deletePortRow(port, on: db)
             }
             try await NetworkSchema.floatingIPs.delete(id: id, on: db)
+            return fip.string("port_id")
         }
+        await notifyInstances(ofPorts: [before])
     }
 
     /// The columns associating `fip` with a port's fixed address, through the router that joins

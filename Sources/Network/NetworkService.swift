@@ -37,6 +37,9 @@ public final class NetworkService: Sendable {
     let signal = GenerationSignal()
     /// Where each subnet's next free-address search starts; a guess only (the table decides).
     let cursors = AllocationCursors()
+    /// Told when a server's addresses change outside Compute (a floating IP moved), as Neutron
+    /// tells Nova with a `network-changed` event.
+    let instanceWatch = InstanceWatch()
 
     public init(database: Database, configuration: NetworkConfiguration = .init(), logger: Logger) {
         self.database = database
@@ -196,5 +199,28 @@ final class AllocationCursors: Sendable {
         lock.lock()
         next[subnet] = nil
         lock.unlock()
+    }
+}
+
+/// One listener for "this server's ports changed" (Compute refreshing its address cache).
+final class InstanceWatch: @unchecked Sendable {
+    private let lock = NSLock()
+    private var handler: (@Sendable (String) async -> Void)?
+
+    func set(_ handler: @escaping @Sendable (String) async -> Void) { lock.withLock { self.handler = handler } }
+    func notify(_ instance: String) async { await lock.withLock { handler }?(instance) }
+}
+
+extension NetworkService {
+    /// Calls `handler` with a server's id whenever its addresses change here (floating IPs).
+    public func onInstanceNetworkChange(_ handler: @escaping @Sendable (String) async -> Void) { instanceWatch.set(handler) }
+
+    /// Tells the listener about the servers behind `ports` (those a compute device owns).
+    func notifyInstances(ofPorts ports: [String?]) async {
+        for id in Set(ports.compactMap { $0 }) where !id.isEmpty {
+            guard let port = try? await database.read({ try await NetworkSchema.ports.fetch(id, on: $0) }),
+                  (port.string("device_owner") ?? "").hasPrefix("compute:"), let instance = port.string("device_id"), !instance.isEmpty else { continue }
+            await instanceWatch.notify(instance)
+        }
     }
 }
