@@ -65,3 +65,13 @@ import Testing
         #expect(HTTPRequestLine(Array("garbage\r\n\r\n".utf8)) == nil)
     }
 }
+
+@Test func inMemoryDataplaneWiresPortsOfPresentNetworks() async throws {
+    let dataplane = InMemoryDataplane()
+    let state = HostNetworkState(generation: 1, networks: [NetworkWiring(id: "n", networkType: "flat", segmentationID: nil, mtu: 1500)],
+                                 ports: [PortWiring(id: "p", networkID: "n", mac: "m", fixedIPs: [], deviceID: "d"),
+                                         PortWiring(id: "q", networkID: "other", mac: "m", fixedIPs: [], deviceID: "d")])
+    #expect(try await dataplane.converge(state) == ["p"])
+    await dataplane.teardownAll()
+    #expect(await dataplane.state.ports.isEmpty)
+}
