@@ -16,6 +16,7 @@ import Testing
         #expect(text.contains("ip saddr != { 10.0.0.5, 10.0.0.100/32 } drop"))
         #expect(text.contains("meta mark set oifname map { \"ntp-5f3c2a9e1b7\" : 0x4e420001 }"))
         #expect(text.contains("ct state established,related accept"))
+        #expect(text.contains("ct zone set iifname map { \"nbr-n\" : 1 }"))
         #expect(text.contains("meta nfproto ipv4 ip saddr { 0.0.0.0/0 } meta l4proto tcp tcp dport 22 accept"))
         #expect(text.contains("    meta nfproto ipv4 return"))
     }
