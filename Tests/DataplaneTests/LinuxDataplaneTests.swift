@@ -47,13 +47,21 @@ struct LinuxDataplaneTests {
 
             // Hosts-only change: SIGHUP, same dnsmasq, new lease served.
             let pidFile = lab.scratch.appendingPathComponent(host).appendingPathComponent("dhcp/\(network)/pid")
-            let pidBefore = try String(contentsOf: pidFile, encoding: .utf8)
+            let pidFirst = try String(contentsOf: pidFile, encoding: .utf8)
             var changed = state
             changed.dhcp[0].hosts[1].address = "10.20.0.21"
             _ = try await dataplane.converge(changed)
-            #expect(try String(contentsOf: pidFile, encoding: .utf8) == pidBefore)
+            #expect(try String(contentsOf: pidFile, encoding: .utf8) == pidFirst)
             let renewed = try await lease(lab: lab, vm: vmB)
             #expect(renewed.contains("ip=10.20.0.21 "), "\(renewed)")
+
+            // Someone deletes the DHCP namespace: the next converge rebuilds it, dnsmasq and metadata included.
+            try await lab.sh("ip", "netns", "del", DataplaneNames.dhcpNamespace(network: network))
+            _ = try await dataplane.converge(changed)
+            #expect(try await lease(lab: lab, vm: vmB).contains("ip=10.20.0.21 "))
+            let rebuilt = try await lab.sh("ip", "netns", "exec", vmA, "busybox", "wget", "-qO-", "http://169.254.169.254/x")
+            #expect(rebuilt.contains("\"path\":\"/x\""))
+            let pidBefore = try String(contentsOf: pidFile, encoding: .utf8)
 
             // A restarted agent adopts dnsmasq by its pid file instead of starting another.
             let restarted = LinuxDataplane(stateDirectory: lab.scratch.appendingPathComponent(host), executionNamespace: host,
