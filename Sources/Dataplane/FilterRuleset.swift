@@ -9,6 +9,7 @@
 /// - `inet nimbus` (stateful): established/related pass; a frame from a port (known by its source
 ///   MAC, which anti-spoofing has vouched for) runs that port's egress chain; a frame whose mark
 ///   names a port runs that port's ingress chain; both end in drop.
+/// Each network's flows get their own conntrack zone, keyed by bridge.
 /// The whole thing is replaced atomically: add+delete+recreate in one `nft -f -` transaction.
 enum FilterRuleset {
     static let markBase: UInt32 = 0x4e42_0000
@@ -75,7 +76,17 @@ enum FilterRuleset {
     // MARK: inet table
 
     private static func inetTable(_ ports: [PortWiring]) -> [String] {
-        var lines = ["table inet nimbus {", "  chain forward {", "    type filter hook forward priority 0; policy accept;"]
+        var lines = ["table inet nimbus {"]
+        // One conntrack zone per network (the bridge is the in-device here), as Neutron does:
+        // tenants may reuse addresses, and a shared zone would let one tenant's flow pass as
+        // "established" for another's. Must run before conntrack (priority raw).
+        let bridges = Set(ports.map { DataplaneNames.bridge(network: $0.networkID) }).sorted()
+        lines += ["  chain prerouting {", "    type filter hook prerouting priority raw; policy accept;"]
+        if !bridges.isEmpty {
+            let map = bridges.enumerated().map { "\"\($1)\" : \($0 + 1)" }
+            lines.append("    ct zone set iifname map { \(map.joined(separator: ", ")) }")
+        }
+        lines += ["  }", "  chain forward {", "    type filter hook forward priority 0; policy accept;"]
         lines.append("    ct state established,related accept")
         // A MAC shared by several ports (an allowed pair) is keyed to the first: vmap keys are unique.
         var seen = Set<String>()

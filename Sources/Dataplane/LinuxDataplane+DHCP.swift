@@ -7,14 +7,25 @@ extension LinuxDataplane {
         stateDirectory.appendingPathComponent("dhcp").appendingPathComponent(network)
     }
 
-    func convergeDHCP(_ wirings: [DHCPWiring], links: [String: Link]) async throws {
+    func convergeDHCP(_ wirings: [DHCPWiring], links observed: [String: Link]) async throws {
         let namespaces = namedNamespaces()
+        var links = observed
         for dhcp in wirings {
             let namespace = DataplaneNames.dhcpNamespace(network: dhcp.networkID)
             let directory = dhcpDirectory(dhcp.networkID)
             let config = DnsmasqConfig(dhcp, directory: directory.path)
-            let running = Self.dnsmasqPID(directory: directory)
             let veth = DataplaneNames.dhcpVeth(network: dhcp.networkID)
+            var running = Self.dnsmasqPID(directory: directory)
+            if !namespaces.contains(namespace) {
+                // The namespace was deleted under us: its processes and sockets keep the old one
+                // alive, unreachable. Start over in the new namespace.
+                listeners.removeValue(forKey: dhcp.networkID)?.stop()
+                if let pid = running { await Self.terminate(pid) }
+                running = nil
+                // Its veth's inside end went with the old namespace; make a new pair.
+                if links[veth] != nil { _ = try? await runner.ip(["link", "del", veth]) }
+                links[veth] = nil
+            }
             if appliedDHCP[dhcp.networkID] == dhcp, namespaces.contains(namespace), links[veth] != nil, running != nil,
                metadata == nil || listeners[dhcp.networkID] != nil {
                 continue

@@ -64,16 +64,25 @@ public actor LinuxDataplane {
         var failures: [any Error] = []
         try await prepareHost()
         var links = try await observeLinks()
-        do { try await convergeLinks(state, links: links) } catch { failures.append(failed("links", error)) }
-        links = try await observeLinks()
+        let networks = Set(state.networks.map(\.id))
+        var wired: [String]
+        do {
+            try await convergeLinks(state, links: links)
+            // The batch succeeded, so every port of a present network is on its bridge and up;
+            // no second `ip link` listing (it is a third of the new-port fast path).
+            wired = state.ports.filter { networks.contains($0.networkID) }.map(\.id)
+        } catch {
+            failures.append(failed("links", error))
+            links = try await observeLinks()
+            wired = state.ports.filter { port in
+                guard let link = links[DataplaneNames.tap(port: port.id)] else { return false }
+                return link.master == DataplaneNames.bridge(network: port.networkID) && link.up
+            }.map(\.id)
+        }
         do { try await applyFilter(state.ports) } catch { failures.append(failed("filter", error)) }
         do { try await convergeDHCP(state.dhcp, links: links) } catch { failures.append(failed("dhcp", error)) }
         do { try await convergeRouters(state.routers, links: links) } catch { failures.append(failed("routers", error)) }
         do { try await removeUndesiredNamespaces(state) } catch { failures.append(failed("namespaces", error)) }
-        let wired = state.ports.filter { port in
-            guard let link = links[DataplaneNames.tap(port: port.id)] else { return false }
-            return link.master == DataplaneNames.bridge(network: port.networkID) && link.up
-        }.map(\.id)
         if let first = failures.first { throw first }
         return wired
     }

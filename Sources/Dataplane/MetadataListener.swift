@@ -139,9 +139,8 @@ final class MetadataListener: @unchecked Sendable {
             let count = read(connection, &buffer, buffer.count)
             if count <= 0 { break }
             data += buffer[0..<count]
-            if data.count >= 4, data.suffix(4) == [13, 10, 13, 10] { break }
-            if let end = data.firstIndex(of: 10), data[..<end].contains(32), data.count > 4,
-               String(decoding: data, as: UTF8.self).contains("\r\n\r\n") { break }
+            // The head ends at the first blank line; a GET has no body to wait for.
+            if String(decoding: data, as: UTF8.self).contains("\r\n\r\n") { break }
         }
         return data
     }

@@ -47,13 +47,21 @@ struct LinuxDataplaneTests {
 
             // Hosts-only change: SIGHUP, same dnsmasq, new lease served.
             let pidFile = lab.scratch.appendingPathComponent(host).appendingPathComponent("dhcp/\(network)/pid")
-            let pidBefore = try String(contentsOf: pidFile, encoding: .utf8)
+            let pidFirst = try String(contentsOf: pidFile, encoding: .utf8)
             var changed = state
             changed.dhcp[0].hosts[1].address = "10.20.0.21"
             _ = try await dataplane.converge(changed)
-            #expect(try String(contentsOf: pidFile, encoding: .utf8) == pidBefore)
+            #expect(try String(contentsOf: pidFile, encoding: .utf8) == pidFirst)
             let renewed = try await lease(lab: lab, vm: vmB)
             #expect(renewed.contains("ip=10.20.0.21 "), "\(renewed)")
+
+            // Someone deletes the DHCP namespace: the next converge rebuilds it, dnsmasq and metadata included.
+            try await lab.sh("ip", "netns", "del", DataplaneNames.dhcpNamespace(network: network))
+            _ = try await dataplane.converge(changed)
+            #expect(try await lease(lab: lab, vm: vmB).contains("ip=10.20.0.21 "))
+            let rebuilt = try await lab.sh("ip", "netns", "exec", vmA, "busybox", "wget", "-qO-", "http://169.254.169.254/x")
+            #expect(rebuilt.contains("\"path\":\"/x\""))
+            let pidBefore = try String(contentsOf: pidFile, encoding: .utf8)
 
             // A restarted agent adopts dnsmasq by its pid file instead of starting another.
             let restarted = LinuxDataplane(stateDirectory: lab.scratch.appendingPathComponent(host), executionNamespace: host,
@@ -99,7 +107,9 @@ struct LinuxDataplaneTests {
             let ruleset = try await lab.sh("ip", "netns", "exec", host, "nft", "list", "table", "inet", "nimbus")
             #expect(ruleset.contains("ip saddr 10.21.0.0/24"))
             #expect(await lab.ping(from: vmA, "10.21.0.11"), "allowed by B's rule; the reply passes A's empty ingress as established")
-            #expect(await !lab.ping(from: vmB, "10.21.0.10"), "A still drops unsolicited ICMP")
+                #expect(await !lab.ping(from: vmB, "10.21.0.10"), "A still drops unsolicited ICMP")
+            let tracked = try await lab.sh("ip", "netns", "exec", host, "cat", "/proc/net/nf_conntrack")
+            #expect(tracked.contains("src=10.21.0.10 dst=10.21.0.11") && tracked.contains("zone=1"), "flows are tracked in the network's zone")
 
             // A third port on the existing bridge: the fast path.
             let c = PortWiring.vm(lab.id(), network: network, mac: "fa:16:3e:00:01:0c", address: "10.21.0.12")
@@ -168,34 +178,48 @@ struct LinuxDataplaneTests {
         }
     }
 
-    @Test func vxlanCarriesANetworkBetweenTwoHosts() async throws {
+    /// Three hosts on one underlay segment: head-end replication to two peers from each host.
+    @Test func vxlanCarriesANetworkBetweenHosts() async throws {
         try await withLab { lab in
-            let underlay1 = "192.168.77.1", underlay2 = "192.168.77.2"
-            let (one, host1) = try await lab.host(tunnelAddress: underlay1)
-            let (two, host2) = try await lab.host(tunnelAddress: underlay2)
-            try await lab.sh("ip", "-n", host1, "link", "add", "ul0", "type", "veth", "peer", "name", "ul0", "netns", host2)
-            try await lab.sh("ip", "-n", host1, "addr", "add", "\(underlay1)/24", "dev", "ul0")
-            try await lab.sh("ip", "-n", host2, "addr", "add", "\(underlay2)/24", "dev", "ul0")
-            try await lab.sh("ip", "-n", host1, "link", "set", "ul0", "up")
-            try await lab.sh("ip", "-n", host2, "link", "set", "ul0", "up")
-            let network = lab.id()
-            let a = PortWiring.vm(lab.id(), network: network, mac: "fa:16:3e:00:03:0a", address: "10.50.0.10")
-            let b = PortWiring.vm(lab.id(), network: network, mac: "fa:16:3e:00:03:0b", address: "10.50.0.11")
-            let vmA = try await lab.vm(a, on: host1, address: "10.50.0.10/24")
-            _ = try await lab.vm(b, on: host2, address: "10.50.0.11/24")
-            try await lab.sh("ip", "-n", vmA, "link", "set", "eth0", "mtu", "1450")
-            func wiring(_ peer: String) -> NetworkWiring {
-                NetworkWiring(id: network, networkType: "vxlan", segmentationID: 4242, mtu: 1450, peers: [peer])
+            let underlay = try await lab.namespace("ul")
+            try await lab.sh("ip", "-n", underlay, "link", "add", "sw", "type", "bridge")
+            try await lab.sh("ip", "-n", underlay, "link", "set", "sw", "up")
+            let addresses = ["192.168.77.1", "192.168.77.2", "192.168.77.3"]
+            var hosts: [(LinuxDataplane, String)] = []
+            for (index, address) in addresses.enumerated() {
+                let (dataplane, host) = try await lab.host(tunnelAddress: address)
+                try await lab.sh("ip", "-n", underlay, "link", "add", "u\(index)", "type", "veth", "peer", "name", "ul0", "netns", host)
+                try await lab.sh("ip", "-n", underlay, "link", "set", "u\(index)", "master", "sw", "up")
+                try await lab.sh("ip", "-n", host, "addr", "add", "\(address)/24", "dev", "ul0")
+                try await lab.sh("ip", "-n", host, "link", "set", "ul0", "up")
+                hosts.append((dataplane, host))
             }
-            _ = try await one.converge(HostNetworkState(generation: 1, networks: [wiring(underlay2)], ports: [a]))
-            _ = try await two.converge(HostNetworkState(generation: 1, networks: [wiring(underlay1)], ports: [b]))
-            #expect(await lab.ping(from: vmA, "10.50.0.11"))
-            let fdb = try await lab.sh("ip", "netns", "exec", host1, "bridge", "fdb", "show", "dev", DataplaneNames.vxlan(network: network))
-            #expect(fdb.contains("00:00:00:00:00:00 dst \(underlay2)"))
+            let network = lab.id()
+            var vms: [String] = []
+            for (index, (dataplane, host)) in hosts.enumerated() {
+                let port = PortWiring.vm(lab.id(), network: network, mac: "fa:16:3e:00:03:0\(index)", address: "10.50.0.1\(index)")
+                let vm = try await lab.vm(port, on: host, address: "10.50.0.1\(index)/24")
+                try await lab.sh("ip", "-n", vm, "link", "set", "eth0", "mtu", "1450")
+                let peers = addresses.filter { $0 != addresses[index] }
+                let wiring = NetworkWiring(id: network, networkType: "vxlan", segmentationID: 4242, mtu: 1450, peers: peers)
+                #expect(try await dataplane.converge(HostNetworkState(generation: 1, networks: [wiring], ports: [port])) == [port.id])
+                vms.append(vm)
+            }
+            #expect(await lab.ping(from: vms[0], "10.50.0.11"))
+            #expect(await lab.ping(from: vms[0], "10.50.0.12"))
+            #expect(await lab.ping(from: vms[1], "10.50.0.12"))
+            let fdb = try await lab.sh("ip", "netns", "exec", hosts[0].1, "bridge", "fdb", "show", "dev", DataplaneNames.vxlan(network: network))
+            #expect(fdb.contains("00:00:00:00:00:00 dst 192.168.77.2") && fdb.contains("00:00:00:00:00:00 dst 192.168.77.3"))
 
-            await one.teardownAll()
-            await two.teardownAll()
-            #expect(try await lab.leftovers(in: [host1, host2]).isEmpty)
+            // A peer leaves: its flood entry goes.
+            let shrunk = NetworkWiring(id: network, networkType: "vxlan", segmentationID: 4242, mtu: 1450, peers: ["192.168.77.2"])
+            let port0 = PortWiring.vm(lab.id(), network: network, mac: "fa:16:3e:00:03:00", address: "10.50.0.10")
+            _ = try await hosts[0].0.converge(HostNetworkState(generation: 2, networks: [shrunk], ports: [port0]))
+            let after = try await lab.sh("ip", "netns", "exec", hosts[0].1, "bridge", "fdb", "show", "dev", DataplaneNames.vxlan(network: network))
+            #expect(!after.contains("00:00:00:00:00:00 dst 192.168.77.3"), "\(after)")
+
+            for (dataplane, _) in hosts { await dataplane.teardownAll() }
+            #expect(try await lab.leftovers(in: hosts.map(\.1)).isEmpty)
         }
     }
 }

@@ -16,6 +16,7 @@ import Testing
         #expect(text.contains("ip saddr != { 10.0.0.5, 10.0.0.100/32 } drop"))
         #expect(text.contains("meta mark set oifname map { \"ntp-5f3c2a9e1b7\" : 0x4e420001 }"))
         #expect(text.contains("ct state established,related accept"))
+        #expect(text.contains("ct zone set iifname map { \"nbr-n\" : 1 }"))
         #expect(text.contains("meta nfproto ipv4 ip saddr { 0.0.0.0/0 } meta l4proto tcp tcp dport 22 accept"))
         #expect(text.contains("    meta nfproto ipv4 return"))
     }
@@ -64,4 +65,14 @@ import Testing
         #expect(HTTPRequestLine(Array("GET /latest/meta-data HTTP/1.1\r\nHost: x\r\n\r\n".utf8)) == HTTPRequestLine(method: "GET", path: "/latest/meta-data"))
         #expect(HTTPRequestLine(Array("garbage\r\n\r\n".utf8)) == nil)
     }
+}
+
+@Test func inMemoryDataplaneWiresPortsOfPresentNetworks() async throws {
+    let dataplane = InMemoryDataplane()
+    let state = HostNetworkState(generation: 1, networks: [NetworkWiring(id: "n", networkType: "flat", segmentationID: nil, mtu: 1500)],
+                                 ports: [PortWiring(id: "p", networkID: "n", mac: "m", fixedIPs: [], deviceID: "d"),
+                                         PortWiring(id: "q", networkID: "other", mac: "m", fixedIPs: [], deviceID: "d")])
+    #expect(try await dataplane.converge(state) == ["p"])
+    await dataplane.teardownAll()
+    #expect(await dataplane.state.ports.isEmpty)
 }
