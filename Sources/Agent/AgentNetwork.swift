@@ -2,12 +2,6 @@ import Dataplane
 import Foundation
 import Hypervisor
 
-/// What converges a host's network to its desired state (`LinuxDataplane`).
-public protocol HostDataplane: Sendable {
-    /// - Returns: the ports whose taps are wired.
-    func converge(_ state: HostNetworkState) async throws -> [String]
-}
-
 /// The network half of a host's agent (Neutron's L2, DHCP, L3 and metadata agents in one):
 /// the Network service it registers with, and the dataplane it drives.
 public struct NetworkAttachment: Sendable {

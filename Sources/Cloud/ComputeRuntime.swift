@@ -125,8 +125,6 @@ struct ComputeRuntime: Service {
     }
 }
 
-extension LinuxDataplane: HostDataplane {}
-
 /// Hands the dataplane's metadata requests to the agent, made after the dataplane that needs it.
 final class MetadataRelay: @unchecked Sendable {
     private let lock = NSLock()
