@@ -113,7 +113,7 @@ enum GuestFiles {
         # stdout open, so it must never be a pipe.
         ip link set eth0 up
         # 121 (classless static routes) carries the metadata route and, then, the default route.
-        udhcpc -i eth0 -b -t 8 -T 1 -O mtu -O staticroutes -x "hostname:$host" -p /var/run/udhcpc.eth0.pid >/var/log/udhcpc.log 2>&1
+        udhcpc -i eth0 -b -t 10 -T 1 -O mtu -O staticroutes -x "hostname:$host" -p /var/run/udhcpc.eth0.pid >/var/log/udhcpc.log 2>&1
         [ -s /var/run/udhcpc.eth0.ip ] && address=$(cat /var/run/udhcpc.eth0.ip)
     fi
 

@@ -261,11 +261,12 @@ def run_dataplane_scenario(c, tmp_path, h2):
 
     # A VM on the second host reaches vm1 over VXLAN.
     c.openstack("compute", "service", "set", "--enable", "h2", "nova-compute", fmt=False)
-    host1 = s1.get("OS-EXT-SRV-ATTR:host") or c.openstack("server", "show", "vm1")["OS-EXT-SRV-ATTR:host"]
+    # The admin reads hosts by id (a name lookup searches the admin's own project).
+    host1 = c.openstack("server", "show", vm1["id"])["OS-EXT-SRV-ATTR:host"]
     c.openstack("compute", "service", "set", "--disable", host1, "nova-compute", fmt=False)
-    boot(c, "vm4", "--network", "private", user_data=f"nimbus-ping {ip1}\n", tmp_path=tmp_path)
+    vm4 = boot(c, "vm4", "--network", "private", user_data=f"nimbus-ping {ip1}\n", tmp_path=tmp_path)
     wait_status(c, "vm4", "ACTIVE")
-    assert c.openstack("server", "show", "vm4")["OS-EXT-SRV-ATTR:host"] == "h2"
+    assert c.openstack("server", "show", vm4["id"])["OS-EXT-SRV-ATTR:host"] == "h2"
     log4 = wait_console(c, "vm4", f"NIMBUS-PING {ip1}")
     assert f"NIMBUS-PING {ip1} ok" in log4, log4[-1500:]
     c.openstack("compute", "service", "set", "--enable", host1, "nova-compute", fmt=False)
