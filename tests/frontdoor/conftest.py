@@ -301,6 +301,8 @@ def own_cloud(prefix: str, bcrypt_cost: int | None = 4, extra_args: list[str] | 
         finally:
             # Bridges, namespaces, dnsmasq and nftables outlive the process (as Neutron's agents'
             # do); a test's cloud takes them with it.
+            # Guests of a test that failed midway must not outlive it (they cost CPU under TCG).
+            subprocess.run(["pkill", "-9", "-f", f"qemu-system-x86_64 .*{server.state_dir}/"], check=False)
             if (server.state_dir / "network").exists():
                 subprocess.run([str(NIMBUS_BIN), "network-cleanup", "--state-dir", str(server.state_dir)],
                                check=False, timeout=60)

@@ -175,6 +175,7 @@ def host_ping(address, tries=10):
 
 
 @pytest.mark.skipif(not QEMU_READY, reason="needs QEMU and the test guest")
+@pytest.mark.timeout(900)
 def test_dataplane_with_real_guests(tmp_path):
     if not NETNS:
         if os.environ.get("CI"):
