@@ -152,7 +152,7 @@ def nimbus_leftovers():
     """Everything of Nimbus's in this namespace and the global named namespaces."""
     links = [l.split(":")[1].strip().split("@")[0] for l in sh("ip", "-o", "link").stdout.splitlines()]
     ours = [l for l in links if l.startswith(("nbr-", "nvx-", "ntp-", "ndh-", "nrp-"))]
-    spaces = [n.split()[0] for n in sh("ip", "netns", "list").stdout.splitlines() if n.startswith("nimbus-")]
+    spaces = [n.split()[0] for n in sh("ip", "netns", "list").stdout.splitlines() if n.startswith(("nimbus-dhcp-", "nimbus-router-"))]
     tables = [t for t in sh("nft", "list", "tables").stdout.splitlines() if "nimbus" in t]
     dnsmasq = sh("pgrep", "-f", "dnsmasq.*nimbus", check=False).stdout.split()
     return {"links": ours, "namespaces": spaces, "nft": tables, "dnsmasq": dnsmasq}
@@ -281,7 +281,7 @@ def run_dataplane_scenario(c, tmp_path, h2):
     c.openstack("router", "delete", "router1", cloud=demo, fmt=False)
     for net in ["net-b", "private"]:
         c.openstack("network", "delete", net, cloud=demo, fmt=False)
-    c.openstack("network", "delete", "public", fmt=False)
+    c.openstack("network", "delete", "public", "shared", fmt=False)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         left = nimbus_leftovers()
