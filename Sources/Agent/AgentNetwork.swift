@@ -55,6 +55,9 @@ extension ComputeAgent {
 
     /// Converges to `state` and tells the Network service which ports are now wired.
     func converge(_ state: HostNetworkState, with network: NetworkAttachment) async throws {
+        // The work loop (before a spawn) and the network loop both converge; a state read before
+        // the other's newer one must not be applied after it (generations only grow).
+        if let converged = convergedGeneration, state.generation < converged { return }
         let wired = Set(try await network.dataplane.converge(state))
         convergedGeneration = state.generation
         let fresh = wired.subtracting(reportedWired)

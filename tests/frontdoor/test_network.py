@@ -158,6 +158,12 @@ def nimbus_leftovers():
     return {"links": ours, "namespaces": spaces, "nft": tables, "dnsmasq": dnsmasq}
 
 
+def dataplane_dump():
+    """What the host's filter and bridges look like, for a failure message."""
+    return "\n--- nft ---\n" + sh("nft", "list", "ruleset", check=False).stdout[-6000:] + \
+        "\n--- bridge link ---\n" + sh("bridge", "link", check=False).stdout
+
+
 def fixed_ip(server, network):
     addresses = server["addresses"]
     if isinstance(addresses, str):  # older CLIs render "net=ip"
@@ -229,7 +235,7 @@ def run_dataplane_scenario(c, tmp_path, h2):
     s2 = wait_status(c, "vm2", "ACTIVE")
     log2 = wait_console(c, "vm2", f"NIMBUS-FETCH {metadata_url}")
     assert f"ip={fixed_ip(s2, 'private')}" in log2
-    assert f"NIMBUS-PING {ip1} ok" in log2, log2[-1500:]
+    assert f"NIMBUS-PING {ip1} ok" in log2, log2[-1500:] + dataplane_dump()
     fetched = re.search(rf"NIMBUS-FETCH {re.escape(metadata_url)} (.*)", log2).group(1)
     assert json.loads(fetched)["uuid"] == s2["id"], fetched
 
