@@ -35,9 +35,11 @@ import Testing
             #expect(c1.ports.first?.egress.contains { $0.ethertype == "IPv4" && $0.remoteCIDRs == nil } == true)
 
             let node = try await network.hostNetworkState(host: "node", after: nil, wait: .seconds(1))
-            #expect(node.dhcp.count == 1)
-            #expect(Set(node.dhcp.first?.hosts.map(\.address) ?? []) == [addressA, addressB])
-            #expect(node.dhcp.first?.hosts.first { $0.address == addressA }?.hostname == "host-" + addressA.replacingOccurrences(of: ".", with: "-"))
+            // DHCP for the seeded `private` and `shared` networks; the VMs' leases are private's.
+            #expect(node.dhcp.count == 2)
+            let privateDHCP = node.dhcp.first { $0.networkID == privateID }
+            #expect(Set(privateDHCP?.hosts.map(\.address) ?? []) == [addressA, addressB])
+            #expect(privateDHCP?.hosts.first { $0.address == addressA }?.hostname == "host-" + addressA.replacingOccurrences(of: ".", with: "-"))
             #expect(node.routers.count == 1)
             #expect(node.routers.first?.gateway?.nextHop == "172.24.4.1")
             #expect(node.routers.first?.interfaces.first?.addresses.first?.address == "10.0.0.1")

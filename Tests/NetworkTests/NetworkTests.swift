@@ -14,11 +14,12 @@ import Testing
             let resources = try await session.request(.get, "/network/v2.0/")
             #expect(resources.body?["resources"]?.arrayValue?.contains { $0["collection"] == "networks" } == true)
             let names = try await f.get("/networks").body?["networks"]?.arrayValue?.compactMap { $0["name"]?.stringValue }.sorted()
-            #expect(names == ["private", "public"])
+            #expect(names == ["private", "public", "shared"])
             let routers = try await f.get("/routers").body?["routers"]?.arrayValue ?? []
             #expect(routers.count == 1)
             #expect(routers.first?["external_gateway_info"]?["external_fixed_ips"]?.arrayValue?.count == 1)
-            let dhcp = try await f.get("/ports?device_owner=network:dhcp", token: f.admin).body?["ports"]?.arrayValue ?? []
+            let privateID = try await f.get("/networks?name=private", token: f.admin).body?["networks"]?.arrayValue?.first?["id"]?.stringValue ?? ""
+            let dhcp = try await f.get("/ports?device_owner=network:dhcp&network_id=\(privateID)", token: f.admin).body?["ports"]?.arrayValue ?? []
             #expect(dhcp.count == 1)
             #expect(dhcp.first?["fixed_ips"]?.arrayValue?.first?["ip_address"] == "10.0.0.2")
             let provider = try await f.get("/networks?name=public", token: f.admin).body?["networks"]?.arrayValue?.first
