@@ -153,22 +153,29 @@ final class GenerationSignal: Sendable {
         for waiter in woken.values { waiter.resume() }
     }
 
-    /// Returns once the generation is past `seen`, or after `timeout`.
+    /// Returns once the generation is past `seen`, after `timeout`, or when the caller is
+    /// cancelled (a shutdown must not wait out an agent's long poll).
     func wait(after seen: Int64, timeout: Duration) async {
         let id = UUID()
-        await withCheckedContinuation { continuation in
-            lock.lock()
-            if generation > seen {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                lock.lock()
+                // Checked under the lock that `release` takes: a cancellation either sees the
+                // waiter registered, or is seen here.
+                if generation > seen || Task.isCancelled {
+                    lock.unlock()
+                    continuation.resume()
+                    return
+                }
+                waiters[id] = continuation
                 lock.unlock()
-                continuation.resume()
-                return
+                Task {
+                    try? await Task.sleep(for: timeout)
+                    self.release(id)
+                }
             }
-            waiters[id] = continuation
-            lock.unlock()
-            Task {
-                try? await Task.sleep(for: timeout)
-                self.release(id)
-            }
+        } onCancel: {
+            release(id)
         }
     }
 

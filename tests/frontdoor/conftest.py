@@ -314,8 +314,10 @@ def own_cloud(prefix: str, bcrypt_cost: int | None = 4, extra_args: list[str] | 
 
 @pytest.fixture(scope="session")
 def cloud():
-    """The shared Nimbus for the front-door suite (bcrypt cost 4 for speed)."""
-    with own_cloud("nimbus-frontdoor-") as c:
+    """The shared Nimbus for the front-door suite (bcrypt cost 4 for speed). Its host is fake: it
+    boots nothing, and must not wire a dataplane beside the QEMU clouds' in the same namespace
+    (their nftables tables and the `public` gateway address would collide)."""
+    with own_cloud("nimbus-frontdoor-", extra_args=["--driver", "fake"]) as c:
         yield c
 
 
