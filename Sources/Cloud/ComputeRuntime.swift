@@ -110,16 +110,18 @@ struct ComputeRuntime: Service {
             var agentSettings = ComputeAgent.Configuration(host: host.name, heartbeatInterval: hosts.heartbeatInterval, syncInterval: hosts.syncInterval)
             agentSettings.maxConcurrentSpawns = hosts.maxConcurrentSpawns
             var attachment: NetworkAttachment?
-            let relay = MetadataRelay()
+            var relay: MetadataRelay?
             if hosts.dataplane, let network {
+                let metadata = MetadataRelay()
+                relay = metadata
                 let dataplane = LinuxDataplane(stateDirectory: host.networkDirectory, executionNamespace: host.namespace,
-                                               tunnelAddress: host.tunnel, metadata: relay.handler, logger: logger)
+                                               tunnelAddress: host.tunnel, metadata: metadata.handler, logger: logger)
                 // The QEMU host of this process is the network node (DHCP, routers, metadata).
                 attachment = NetworkAttachment(control: network, dataplane: dataplane, tunnelAddress: host.tunnel,
                                                networkNode: host.namespace == nil)
             }
             let agent = ComputeAgent(configuration: agentSettings, driver: driver, controlPlane: compute, network: attachment, logger: logger)
-            relay.agent = agent
+            relay?.agent = agent
             return agent
         }
     }

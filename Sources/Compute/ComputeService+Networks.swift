@@ -76,8 +76,8 @@ extension ComputeService {
         }
     }
 
-    /// Binds the instance's ports on `host` and caches them on the instance. - Returns: false when
-    /// the instance changed meanwhile (deleted, say); the caller then gives the host back.
+    /// Makes (or takes) the instance's ports and binds them on `host`. - Returns: the NICs the
+    /// caller caches on the instance.
     func plugPorts(_ instance: Instance, host: String) async throws -> [InstanceNIC] {
         guard let ports else { return [] }
         let requests = Self.requestedNICs(instance.requestedNetworks)
@@ -112,16 +112,14 @@ extension ComputeService {
     /// `addresses` of a server view: network name → its addresses, as Nova renders the cache.
     static func addresses(_ nics: [InstanceNIC]) -> JSONValue {
         var out: [String: [JSONValue]] = [:]
-        var order: [String] = []
         for nic in nics {
-            if out[nic.networkName] == nil { order.append(nic.networkName) }
-            for address in nic.addresses {
-                out[nic.networkName, default: []].append([
+            // A port without addresses still names its network, as Nova lists it.
+            out[nic.networkName, default: []] += nic.addresses.map { address in
+                [
                     "version": .int(Int64(address.version)), "addr": .string(address.address),
                     "OS-EXT-IPS:type": .string(address.type), "OS-EXT-IPS-MAC:mac_addr": .string(nic.mac),
-                ])
+                ]
             }
-            if nic.addresses.isEmpty { out[nic.networkName] = out[nic.networkName] ?? [] }
         }
         return .object(out.mapValues { .array($0) })
     }

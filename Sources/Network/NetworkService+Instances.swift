@@ -42,8 +42,7 @@ extension NetworkService {
                     ports.append(try await self.instancePort(network: network, fixedIP: nil, project: project, instance: instance,
                                                              securityGroups: securityGroups, on: db))
                 case .network(let id, let fixedIP):
-                    guard let network = try await NetworkSchema.networks.fetch(id, on: db),
-                          network.string("project_id") == project || network["shared"] == true else {
+                    guard let network = try await self.usableNetwork(id, project: project, on: db) else {
                         throw NimbusError.neutron(.notFound, "NetworkNotFound", "Network \(id) could not be found.")
                     }
                     ports.append(try await self.instancePort(network: network, fixedIP: fixedIP, project: project, instance: instance,
@@ -183,8 +182,8 @@ extension NetworkService {
                 case .auto:
                     _ = try await self.automaticNetwork(project: project, on: db)
                 case .network(let id, let fixedIP):
-                    guard let network = try await NetworkSchema.networks.fetch(id, on: db),
-                          network.string("project_id") == project || network["shared"] == true else {
+                    // Nova answers a boot request naming an unusable network with 400.
+                    guard try await self.usableNetwork(id, project: project, on: db) != nil else {
                         throw NimbusError.badRequest("Network \(id) could not be found.")
                     }
                     if let fixedIP, IPAddress(fixedIP) == nil { throw NimbusError.badRequest("Invalid fixed IP address (\(fixedIP))") }
@@ -199,6 +198,13 @@ extension NetworkService {
                 _ = try await self.securityGroupID(group, project: project, on: db)
             }
         }
+    }
+
+    /// A network a server of `project` may attach to: the project's own, or a shared one.
+    func usableNetwork(_ id: String, project: String, on db: any SQLDatabase) async throws -> Record? {
+        guard let network = try await NetworkSchema.networks.fetch(id, on: db),
+              network.string("project_id") == project || network["shared"] == true else { return nil }
+        return network
     }
 
     /// A security group of the project by id or, as Nova passes them, by name.
@@ -238,10 +244,14 @@ extension NetworkService {
             let ports = try await NetworkSchema.ports.list([.init("device_id", .equal, .string(instance))], on: db)
                 .filter { ($0.string("device_owner") ?? "").hasPrefix("compute:") }
                 .sorted { ($0.string("created_at") ?? "", $0.string("id") ?? "") < ($1.string("created_at") ?? "", $1.string("id") ?? "") }
+            var networks: [String: Record] = [:]
+            for id in Set(ports.compactMap { $0.string("network_id") }) {
+                networks[id] = try await NetworkSchema.networks.fetch(id, on: db)
+            }
             var out: [InstancePortInfo] = []
             for port in ports {
                 let id = port.string("id") ?? ""
-                let network = try await NetworkSchema.networks.fetch(port.string("network_id") ?? "", on: db)
+                let network = networks[port.string("network_id") ?? ""]
                 out.append(InstancePortInfo(portID: id, networkID: port.string("network_id") ?? "", networkName: network?.string("name") ?? "",
                                             mtu: Int(network?["mtu"]?.intValue ?? 1500), mac: port.string("mac_address") ?? "",
                                             addresses: addresses.filter { $0.portID == id }))

@@ -104,17 +104,7 @@ struct BootDelete: AsyncParsableCommand {
     }
 
     func send(_ method: String, _ path: String, body: [String: Any]?, _ session: URLSession) async throws -> ([String: Any]?, Int) {
-        var request = URLRequest(url: URL(string: endpoint + path)!)
-        request.httpMethod = method
-        request.setValue(token, forHTTPHeaderField: "X-Auth-Token")
-        request.setValue("compute 2.79", forHTTPHeaderField: "OpenStack-API-Version")
-        if let body {
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-            request.httpBody = try JSONSerialization.data(withJSONObject: body)
-        }
-        let (data, response) = try await session.data(for: request)
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        return ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any], status)
+        try await sendJSON(method, endpoint + path, token: token, body: body, headers: ["OpenStack-API-Version": "compute 2.79"], session)
     }
 }
 
@@ -250,14 +240,21 @@ struct PortFill: AsyncParsableCommand {
     }
 
     func send(_ method: String, _ path: String, body: [String: Any]?, _ session: URLSession) async throws -> ([String: Any]?, Int) {
-        var request = URLRequest(url: URL(string: endpoint + path)!)
-        request.httpMethod = method
-        request.setValue(token, forHTTPHeaderField: "X-Auth-Token")
-        if let body {
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-            request.httpBody = try JSONSerialization.data(withJSONObject: body)
-        }
-        let (data, response) = try await session.data(for: request)
-        return ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any], (response as? HTTPURLResponse)?.statusCode ?? 0)
+        try await sendJSON(method, endpoint + path, token: token, body: body, session)
     }
+}
+
+/// One JSON request of a load generator. - Returns: the decoded object body (nil if none) and the status.
+func sendJSON(_ method: String, _ url: String, token: String, body: [String: Any]?, headers: [String: String] = [:],
+              _ session: URLSession) async throws -> ([String: Any]?, Int) {
+    var request = URLRequest(url: URL(string: url)!)
+    request.httpMethod = method
+    request.setValue(token, forHTTPHeaderField: "X-Auth-Token")
+    for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+    if let body {
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        request.httpBody = try JSONSerialization.data(withJSONObject: body)
+    }
+    let (data, response) = try await session.data(for: request)
+    return ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any], (response as? HTTPURLResponse)?.statusCode ?? 0)
 }
