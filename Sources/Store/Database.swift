@@ -25,7 +25,7 @@ public final class Database: Sendable {
 
     // The pool hops to its event loops internally; it predates Sendable annotations.
     private enum Pool: @unchecked Sendable {
-        case sqlite(EventLoopGroupConnectionPool<SQLiteSessionSource>)
+        case sqlite(DirectSQLitePool)
         case postgres(EventLoopGroupConnectionPool<PostgresConnectionSource>)
     }
 
@@ -48,11 +48,7 @@ public final class Database: Sendable {
         }
         var path = String(url.dropFirst("sqlite:".count))
         if path.hasPrefix("//") { path.removeFirst(2) }
-        let pool = EventLoopGroupConnectionPool(
-            source: SQLiteSessionSource(path: path),
-            maxConnectionsPerEventLoop: maxConnections,
-            logger: logger,
-            on: group)
+        let pool = try DirectSQLitePool(path: path, maxIdle: max(maxConnections, 1) * System.coreCount)
         return Database(engine: .sqlite, pool: .sqlite(pool), logger: logger)
     }
 
@@ -68,9 +64,9 @@ public final class Database: Sendable {
     public func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         switch pool {
         case .sqlite(let pool):
-            let connection = try await pool.requestConnection(logger: logger).get()
-            defer { pool.releaseConnection(connection, logger: logger) }
-            return try await body(connection.sql())
+            return try await pool.withConnection { connection in
+                try await body(DirectSQLiteSession(connection: connection, logger: logger))
+            }
         case .postgres(let pool):
             let connection = try await pool.requestConnection(logger: logger).get()
             defer { pool.releaseConnection(connection, logger: logger) }
@@ -112,27 +108,9 @@ public final class Database: Sendable {
 
     public func shutdown() async {
         switch pool {
-        case .sqlite(let pool): try? await pool.shutdownAsync()
+        case .sqlite(let pool): pool.close()
         case .postgres(let pool): try? await pool.shutdownAsync()
         }
-    }
-}
-
-/// Opens SQLite connections configured for a server: WAL so readers never block the writer,
-/// a busy timeout so writers queue, and foreign keys enforced.
-struct SQLiteSessionSource: ConnectionPoolSource, Sendable {
-    let path: String
-
-    func makeConnection(logger: Logger, on eventLoop: any EventLoop) -> EventLoopFuture<SQLiteConnection> {
-        let storage: SQLiteConnection.Storage = path == ":memory:" ? .memory : .file(path: path)
-        return SQLiteConnection.open(storage: storage, threadPool: .singleton, logger: logger, on: eventLoop)
-            .flatMap { connection in
-                let pragmas = ["PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=10000", "PRAGMA foreign_keys=ON",
-                               "PRAGMA synchronous=NORMAL"]
-                return pragmas.reduce(eventLoop.makeSucceededVoidFuture()) { chain, pragma in
-                    chain.flatMap { connection.query(pragma).map { _ in } }
-                }.map { connection }
-            }
     }
 }
 
