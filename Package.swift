@@ -91,6 +91,8 @@ let package = Package(
             "Cloud", "NimbusCore", "Store", "Identity", "GuestImage", "Agent", "Hypervisor", "Dataplane",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
         ], swiftSettings: swiftSettings),
         .target(name: "NimbusTesting", dependencies: [
             "NimbusCore", "Store", "Cloud", "Gateway", "Placement",

@@ -17,6 +17,13 @@ extension Response {
         Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
+    /// A JSON response from a buffer kept serialized (shared, not copied, between responses).
+    public static func jsonBuffer(_ body: ByteBuffer, headers: HTTPFields = [:]) -> Response {
+        var fields = headers
+        fields[.contentType] = "application/json"
+        return Response(status: .ok, headers: fields, body: .init(byteBuffer: body))
+    }
+
     /// An empty response (204 No Content by default).
     public static func empty(_ status: HTTPResponse.Status = .noContent, headers: HTTPFields = [:]) -> Response {
         var fields = headers

@@ -6,8 +6,14 @@ extension IdentityService {
     /// The service catalog as tokens carry it. Cached for a second: it is read on every token
     /// issue and validation, and changes rarely.
     func catalog() async throws -> JSONValue {
+        try await stampedCatalog().catalog
+    }
+
+    /// The catalog with the time it was built, which tells its users whether what they rendered
+    /// from it is still current.
+    func stampedCatalog() async throws -> (built: Date, catalog: JSONValue) {
         if let cached = catalogCache.withLock({ $0 }), Date().timeIntervalSince(cached.built) < 1 {
-            return cached.catalog
+            return cached
         }
         let (services, endpoints) = try await database.read { db in
             (try await IdentityTables.services.list(on: db), try await IdentityTables.endpoints.list(on: db))
@@ -27,9 +33,9 @@ extension IdentityService {
                 }),
             ])
         }
-        let catalog = JSONValue.array(entries)
-        catalogCache.withLock { $0 = (Date(), catalog) }
-        return catalog
+        let stamped = (built: Date(), catalog: JSONValue.array(entries))
+        catalogCache.withLock { $0 = stamped }
+        return stamped
     }
 
     func invalidateCatalog() {

@@ -39,6 +39,9 @@ public final class IdentityService: TokenValidator, Service, Sendable {
     /// and revocation are still checked on every use. Bounded: cleared when it fills up.
     let decodedTokens = Mutex<[String: AuthContext]>([:])
     static let decodedTokensLimit = 10_000
+    /// Serialized validation bodies by token: a token's document only changes with the catalog,
+    /// and validation is the hottest call in a cloud (every service checks every caller's token).
+    let validationBodies = Mutex<[ValidationBodyKey: (catalogBuilt: Date?, body: ByteBuffer)]>([:])
     let logger: Logger
     /// bcrypt is deliberately slow; it gets its own threads so it never starves database I/O.
     let hashingPool: NIOThreadPool
@@ -82,6 +85,20 @@ public final class IdentityService: TokenValidator, Service, Sendable {
         return auth
     }
 
+    /// The serialized validation document of a valid token, rendered once per catalog build.
+    func validationBody(token: String, catalogBuilt: Date?, render: () -> JSONValue) -> ByteBuffer {
+        let key = ValidationBodyKey(token: token, withCatalog: catalogBuilt != nil)
+        if let cached = validationBodies.withLock({ $0[key] }), cached.catalogBuilt == catalogBuilt {
+            return cached.body
+        }
+        let body = ByteBuffer(bytes: render().bytes())
+        validationBodies.withLock { cache in
+            if cache.count >= Self.decodedTokensLimit { cache.removeAll(keepingCapacity: true) }
+            cache[key] = (catalogBuilt, body)
+        }
+        return body
+    }
+
     // MARK: - Service
 
     /// Loads revocations, then keeps them fresh until shutdown.
@@ -106,4 +123,9 @@ public final class IdentityService: TokenValidator, Service, Sendable {
     func offload<T: Sendable>(_ work: @escaping @Sendable () -> T) async throws -> T {
         try await hashingPool.runIfActive(work)
     }
+}
+
+struct ValidationBodyKey: Hashable, Sendable {
+    let token: String
+    let withCatalog: Bool
 }

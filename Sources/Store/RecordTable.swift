@@ -177,6 +177,7 @@ public struct RecordTable: Sendable {
     public func decodeRow(_ row: any SQLRow) throws -> Record { try decode(row) }
 
     private func decode(_ row: any SQLRow) throws -> Record {
+        if let direct = row as? DirectSQLiteRow, let record = decodePositionally(direct) { return record }
         var record = Record(minimumCapacity: columns.count)
         for column in columns {
             if try row.decodeNil(column: column.name) {
@@ -192,6 +193,33 @@ public struct RecordTable: Sendable {
                 let text = try row.decode(column: column.name, as: String.self)
                 record[column.name] = (try? JSONValue.parse(Array(text.utf8))) ?? .null
             }
+        }
+        return record
+    }
+}
+
+extension RecordTable {
+    /// Reads a SQLite row by position when it holds exactly this table's columns in order, which
+    /// saves two name lookups per column on every row of a large list.
+    private func decodePositionally(_ row: DirectSQLiteRow) -> Record? {
+        let names = row.columns.names
+        guard names.count == columns.count else { return nil }
+        for (name, column) in zip(names, columns) where name != column.name { return nil }
+        var record = Record(minimumCapacity: columns.count)
+        for (column, value) in zip(columns, row.values) {
+            let decoded: JSONValue? = switch (column.kind, value) {
+            case (_, .null): .null
+            case (.string, .text(let text)): .string(text)
+            case (.bool, .integer(let number)): .bool(number != 0)
+            case (.int, .integer(let number)): .int(Int64(number))
+            case (.double, .float(let number)): .double(number)
+            case (.double, .integer(let number)): .double(Double(number))
+            case (.json, .text(let text)): (try? JSONValue.parse(Array(text.utf8))) ?? .null
+            // Anything stored with another type than declared goes through the generic path.
+            default: nil
+            }
+            guard let decoded else { return nil }
+            record[column.name] = decoded
         }
         return record
     }

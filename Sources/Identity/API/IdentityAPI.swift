@@ -47,8 +47,11 @@ public enum IdentityAPI {
         routes.get("/v3/auth/tokens") { request, context in
             let subject = try subjectToken(request, context, service, action: "validate_token")
             let catalog = request.uri.queryParameters["nocatalog"] == nil && subject.scope != .unscoped
-                ? try await service.catalog() : nil
-            return .json(tokenBody(subject, catalog: catalog), headers: [.subjectToken: subject.token])
+                ? try await service.stampedCatalog() : nil
+            let body = service.validationBody(token: subject.token, catalogBuilt: catalog?.built) {
+                tokenBody(subject, catalog: catalog?.catalog)
+            }
+            return .jsonBuffer(body, headers: [.subjectToken: subject.token])
         }
         routes.head("/v3/auth/tokens") { request, context in
             _ = try subjectToken(request, context, service, action: "check_token")

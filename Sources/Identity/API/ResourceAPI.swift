@@ -197,8 +197,10 @@ struct ResourceAPI: Sendable {
 extension RecordTable.Record {
     /// `base` plus the stored extra attributes and the self link, as Keystone returns resources.
     func rendered(_ base: [String: JSONValue], link: String) -> JSONValue {
-        var out = self["extra"]?.objectValue ?? [:]
-        out.merge(base) { _, mine in mine }
+        var out = base
+        if let extra = self["extra"]?.objectValue, !extra.isEmpty {
+            out.merge(extra) { mine, _ in mine }
+        }
         out["links"] = ["self": .string(link)]
         return .object(out)
     }
