@@ -69,6 +69,11 @@ public struct MetadataDocument: Sendable, Equatable {
 /// What the control plane may ask a host directly, outside the work queue.
 public protocol AgentLink: Sendable {
     func consoleOutput(_ uuid: String, lines: Int?) async throws -> String
+    /// Wires `nic` (one of `spec.nics`) on the host and plugs it into the guest if it runs; a
+    /// stopped guest gets it at its next start from `spec`.
+    func attachInterface(_ spec: GuestSpec, nic: GuestNIC) async throws
+    /// Unplugs a port's NIC from the guest if it runs.
+    func detachInterface(_ uuid: String, portID: String) async throws
 }
 
 /// An instance as the control plane last recorded it, for comparing with what the host sees.

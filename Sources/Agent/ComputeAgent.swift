@@ -56,6 +56,32 @@ public actor ComputeAgent: AgentLink {
         try await driver.consoleOutput(uuid, lines: lines)
     }
 
+    public func attachInterface(_ spec: GuestSpec, nic: GuestNIC) async throws {
+        try await exclusively(spec.uuid) {
+            try await self.wireNICs(of: spec)
+            // A stopped guest only records it (the driver boots it with it next time).
+            if try await self.driver.guests()[spec.uuid] != nil {
+                try await self.driver.attachInterface(spec.uuid, nic: nic)
+            }
+        }
+    }
+
+    public func detachInterface(_ uuid: String, portID: String) async throws {
+        try await exclusively(uuid) {
+            if try await self.driver.guests()[uuid] != nil {
+                try await self.driver.detachInterface(uuid, portID: portID)
+            }
+        }
+    }
+
+    /// Runs `body` as the guest's only operation, refusing while another is under way.
+    private func exclusively(_ uuid: String, _ body: @Sendable () async throws -> Void) async throws {
+        guard !inFlight.contains(uuid) else { throw HypervisorError("Another operation on instance \(uuid) is in progress.") }
+        inFlight.insert(uuid)
+        defer { inFlight.remove(uuid) }
+        try await body()
+    }
+
     /// Runs until cancelled: registration (retried until it works), then heartbeats, periodic
     /// syncs and the work loop side by side.
     public func run() async {

@@ -35,7 +35,16 @@ struct NetworkServicePorts: NetworkPorts {
         try await network.instancePortInfo(instance).map { port in
             InstanceNIC(portID: port.portID, networkID: port.networkID, networkName: port.networkName, mac: port.mac,
                         tap: DataplaneNames.tap(port: port.portID), mtu: port.mtu,
-                        addresses: port.addresses.map { .init(address: $0.address, version: $0.version, type: $0.type) })
+                        addresses: port.addresses.map { .init(address: $0.address, version: $0.version, type: $0.type, subnetID: $0.subnetID) },
+                        status: port.status)
         }
+    }
+
+    func attach(instance: String, project: String, request: RequestedNIC, host: String) async throws -> String {
+        try await network.attachInstancePort(project: project, instance: instance, request: Self.requests([request])[0], host: host)
+    }
+
+    func detach(instance: String, port: String) async throws {
+        try await network.detachInstancePort(instance: instance, port: port)
     }
 }

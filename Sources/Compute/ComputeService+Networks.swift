@@ -20,11 +20,14 @@ public struct InstanceNIC: Sendable, Equatable, Codable {
         public var version: Int
         /// `fixed` or `floating`.
         public var type: String
+        /// A fixed address's subnet (for `os-interface`'s `fixed_ips`).
+        public var subnetID: String?
 
-        public init(address: String, version: Int, type: String = "fixed") {
+        public init(address: String, version: Int, type: String = "fixed", subnetID: String? = nil) {
             self.address = address
             self.version = version
             self.type = type
+            self.subnetID = subnetID
         }
     }
 
@@ -35,8 +38,12 @@ public struct InstanceNIC: Sendable, Equatable, Codable {
     public var tap: String
     public var mtu: Int
     public var addresses: [Address]
+    /// The port's status as the Network service last said (`ACTIVE` once wired, `DOWN`, `BUILD`).
+    public var status: String?
 
-    public init(portID: String, networkID: String, networkName: String, mac: String, tap: String, mtu: Int, addresses: [Address]) {
+    public init(portID: String, networkID: String, networkName: String, mac: String, tap: String, mtu: Int, addresses: [Address],
+                status: String? = nil) {
+        self.status = status
         self.portID = portID
         self.networkID = networkID
         self.networkName = networkName
@@ -46,7 +53,7 @@ public struct InstanceNIC: Sendable, Equatable, Codable {
         self.addresses = addresses
     }
 
-    var guestNIC: GuestNIC { GuestNIC(portID: portID, mac: mac, tap: tap, mtu: mtu, networkID: networkID) }
+    public var guestNIC: GuestNIC { GuestNIC(portID: portID, mac: mac, tap: tap, mtu: mtu, networkID: networkID) }
 }
 
 /// The Network service as Compute calls it (Nova's Neutron client); in-process or over HTTP.
@@ -62,6 +69,10 @@ public protocol NetworkPorts: Sendable {
     func unplug(instance: String) async throws
     /// The instance's ports as they are now (after a floating IP moved, say).
     func nics(instance: String) async throws -> [InstanceNIC]
+    /// Makes (or takes) one more port for the instance and binds it on `host`. - Returns: its id.
+    func attach(instance: String, project: String, request: RequestedNIC, host: String) async throws -> String
+    /// Takes a port off the instance: deleted if it was made for it, else unbound.
+    func detach(instance: String, port: String) async throws
 }
 
 extension ComputeService {

@@ -117,14 +117,36 @@ struct CommandRunner: Sendable {
             }
             close(pipeFDs[1])
         }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let status = try waitForExit(pid, arguments)
         let exited = status & 0x7f == 0, code = (status >> 8) & 0xff
         guard exited, code == 0 else {
             let text = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
             throw DataplaneError(command: arguments.joined(separator: " "), status: exited ? code : -(status & 0x7f), standardError: text)
         }
         return (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+    }
+
+    /// No host tool the dataplane runs takes long; one that does is hung, and waiting for it would
+    /// stall every converge queued behind it. It is killed, and its converge fails (and retries).
+    static let commandTimeout: Double = 60
+
+    private static func waitForExit(_ pid: pid_t, _ arguments: [String]) throws -> Int32 {
+        let deadline = Date().addingTimeInterval(commandTimeout)
+        var status: Int32 = 0
+        var pause: useconds_t = 50
+        while true {
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid { return status }
+            if result < 0 && errno != EINTR { throw spawnError(arguments, "waitpid") }
+            if Date() > deadline {
+                kill(pid, SIGKILL)
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                throw DataplaneError(command: arguments.joined(separator: " "), status: -Int32(SIGKILL),
+                                     standardError: "killed: still running after \(Int(commandTimeout)) s")
+            }
+            usleep(pause)
+            pause = min(pause * 2, 2_000)
+        }
     }
 
     /// A tool that dies before reading its stdin must give us EPIPE, not a SIGPIPE that kills the agent.

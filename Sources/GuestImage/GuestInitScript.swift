@@ -166,6 +166,31 @@ enum GuestFiles {
             done
         ) </dev/null &
     fi
+
+    # NICs plugged in after boot get DHCP, and each change is reported on a line of its own:
+    #   NIMBUS-NIC <ifname> mac=<mac> ip=<IPv4|none>     (a NIC appeared)
+    #   NIMBUS-NIC <ifname> gone                          (a NIC was unplugged)
+    (
+        known=" $(ls /sys/class/net | tr '\n' ' ') "
+        while true; do
+            sleep 1
+            now=" $(ls /sys/class/net | tr '\n' ' ') "
+            for nic in $now; do
+                case "$known" in *" $nic "*) continue ;; esac
+                ip link set "$nic" up
+                udhcpc -i "$nic" -b -t 10 -T 1 -O mtu -x "hostname:$host" -p "/var/run/udhcpc.$nic.pid" >>/var/log/udhcpc.log 2>&1
+                nic_ip=none
+                [ -s "/var/run/udhcpc.$nic.ip" ] && nic_ip=$(cat "/var/run/udhcpc.$nic.ip")
+                printf '\nNIMBUS-NIC %s mac=%s ip=%s\n' "$nic" "$(cat "/sys/class/net/$nic/address")" "$nic_ip"
+            done
+            for nic in $known; do
+                case "$now" in *" $nic "*) continue ;; esac
+                [ -f "/var/run/udhcpc.$nic.pid" ] && kill "$(cat "/var/run/udhcpc.$nic.pid")" 2>/dev/null
+                printf '\nNIMBUS-NIC %s gone\n' "$nic"
+            done
+            known=$now
+        done
+    ) </dev/null &
     """#
 
     /// Run by udhcpc on every DHCP event. Debian's busybox ships none, and without it a lease is

@@ -147,4 +147,19 @@ public actor FakeDriver: HypervisorDriver {
         let shown = lines.map { Array(console.suffix(max(0, $0))) } ?? console
         return shown.map { $0 + "\n" }.joined()
     }
+
+    public func attachInterface(_ uuid: String, nic: GuestNIC) async throws {
+        try await delay()
+        var guest = try guest(uuid)
+        if !guest.spec.nics.contains(where: { $0.portID == nic.portID }) { guest.spec.nics.append(nic) }
+        guest.console.append("fake guest \(guest.spec.name): NIC \(nic.mac) plugged")
+        guestsByID[uuid] = guest
+    }
+
+    public func detachInterface(_ uuid: String, portID: String) async throws {
+        try await delay()
+        var guest = try guest(uuid)
+        guest.spec.nics.removeAll { $0.portID == portID }
+        guestsByID[uuid] = guest
+    }
 }

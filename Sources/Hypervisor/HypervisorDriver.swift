@@ -134,4 +134,8 @@ public protocol HypervisorDriver: Sendable {
     func snapshot(_ uuid: String, to file: URL) async throws -> String
     /// The last `lines` lines of the serial console (all when nil).
     func consoleOutput(_ uuid: String, lines: Int?) async throws -> String
+    /// Plugs one more NIC into a running guest (its tap exists already). Idempotent.
+    func attachInterface(_ uuid: String, nic: GuestNIC) async throws
+    /// Unplugs a port's NIC from a running guest, once the guest has let it go. Idempotent.
+    func detachInterface(_ uuid: String, portID: String) async throws
 }

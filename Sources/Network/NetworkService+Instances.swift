@@ -21,6 +21,8 @@ public struct InstanceAddress: Sendable, Equatable {
     /// `fixed` or `floating` (`OS-EXT-IPS:type`).
     public var type: String
     public var portID: String
+    /// The fixed address's subnet (nil for a floating address).
+    public var subnetID: String? = nil
 }
 
 /// What Compute calls, in-process, around a server's life: ports made (or adopted) for it,
@@ -102,14 +104,46 @@ extension NetworkService {
         try await write { db in
             let ports = try await NetworkSchema.ports.list([.init("device_id", .equal, .string(instance))], on: db)
                 .filter { ($0.string("device_owner") ?? "").hasPrefix("compute:") }
-            for port in ports {
-                if port["created_for_instance"] == true {
-                    try await self.deletePortRow(port, on: db)
-                } else {
-                    let changes: Record = ["device_id": "", "device_owner": "", "host_id": "", "vif_type": "unbound", "status": "DOWN"]
-                    try await NetworkSchema.ports.update(port.string("id") ?? "", Self.revised(changes, from: port), on: db)
+            for port in ports { try await self.release(port, on: db) }
+        }
+    }
+
+    /// One more port for a running server (Nova's interface attach): made on a network or
+    /// adopted, then bound to the server's host. - Returns: the port's id.
+    public func attachInstancePort(project: String, instance: String, request: PortRequest, host: String) async throws -> String {
+        let port = try await write { db -> Record in
+            switch request {
+            case .port(let id):
+                return try await self.adoptPort(id, project: project, instance: instance, on: db)
+            case .auto:
+                let network = try await self.automaticNetwork(project: project, on: db)
+                return try await self.instancePort(network: network, fixedIP: nil, project: project, instance: instance, on: db)
+            case .network(let id, let fixedIP):
+                guard let network = try await self.usableNetwork(id, project: project, on: db) else {
+                    throw NimbusError.notFound("Network \(id) could not be found.")
                 }
+                return try await self.instancePort(network: network, fixedIP: fixedIP, project: project, instance: instance, on: db)
             }
+        }
+        try await bindInstancePorts(instance: instance, host: host)
+        return port.string("id") ?? ""
+    }
+
+    /// Takes one port off a server (Nova's interface detach): deleted if it was made for the
+    /// server, else unbound and left to its owner.
+    public func detachInstancePort(instance: String, port id: String) async throws {
+        try await write { db in
+            guard let port = try await NetworkSchema.ports.fetchForUpdate(id, on: db), port.string("device_id") == instance else { return }
+            try await self.release(port, on: db)
+        }
+    }
+
+    private func release(_ port: Record, on db: any SQLDatabase) async throws {
+        if port["created_for_instance"] == true {
+            try await deletePortRow(port, on: db)
+        } else {
+            let changes: Record = ["device_id": "", "device_owner": "", "host_id": "", "vif_type": "unbound", "status": "DOWN"]
+            try await NetworkSchema.ports.update(port.string("id") ?? "", Self.revised(changes, from: port), on: db)
         }
     }
 
@@ -140,7 +174,8 @@ extension NetworkService {
                 let id = port.string("id") ?? ""
                 for entry in port["fixed_ips"]?.fixedIPs ?? [] {
                     let version = IPAddress(entry.address)?.version ?? 4
-                    out[instance, default: []].append(InstanceAddress(networkName: name, address: entry.address, version: version, mac: mac, type: "fixed", portID: id))
+                    out[instance, default: []].append(InstanceAddress(networkName: name, address: entry.address, version: version, mac: mac, type: "fixed",
+                                                                      portID: id, subnetID: entry.subnet))
                     for fip in floating[id] ?? [] where fip.string("fixed_ip_address") == entry.address {
                         out[instance, default: []].append(InstanceAddress(networkName: name, address: fip.string("floating_ip_address") ?? "",
                                                                           version: 4, mac: mac, type: "floating", portID: id))
@@ -169,6 +204,7 @@ public struct InstancePortInfo: Sendable, Equatable {
     public var mtu: Int
     public var mac: String
     public var addresses: [InstanceAddress]
+    public var status: String
 }
 
 extension NetworkService {
@@ -254,7 +290,7 @@ extension NetworkService {
                 let network = networks[port.string("network_id") ?? ""]
                 out.append(InstancePortInfo(portID: id, networkID: port.string("network_id") ?? "", networkName: network?.string("name") ?? "",
                                             mtu: Int(network?["mtu"]?.intValue ?? 1500), mac: port.string("mac_address") ?? "",
-                                            addresses: addresses.filter { $0.portID == id }))
+                                            addresses: addresses.filter { $0.portID == id }, status: port.string("status") ?? "DOWN"))
             }
             return out
         }

@@ -162,6 +162,8 @@ struct ScheduleDecision: AsyncParsableCommand {
 
 struct NoLink: AgentLink {
     func consoleOutput(_ uuid: String, lines: Int?) async throws -> String { "" }
+    func attachInterface(_ spec: GuestSpec, nic: GuestNIC) async throws {}
+    func detachInterface(_ uuid: String, portID: String) async throws {}
 }
 
 /// Hands out indexes 0..<total to concurrent clients.

@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from conftest import own_cloud
+from test_compute import _raw_image
 from test_qemu import QEMU_ARGS, READY as QEMU_READY, wait_console, wait_status
 
 NETNS = os.environ.get("NIMBUS_TEST_NETNS", "")
@@ -142,6 +143,102 @@ def test_neutron_errors_and_isolation(cloud):
     assert used() == before
     exts = {e["alias"] for e in neutron(c, token, "GET", "/extensions").json()["extensions"]}
     assert {"router", "external-net", "security-group"} <= exts, exts
+
+
+def nova(c, token, method, path, **kw):
+    return requests.request(method, f"{c.base_url}/compute/v2.1{path}", timeout=60,
+                            headers={"X-Auth-Token": token, "OpenStack-API-Version": "compute 2.79"}, **kw)
+
+
+def test_interface_attach_and_detach_api(cloud):
+    """`server add/remove network|port` through the CLI on the fake driver, and Nova's errors."""
+    c = cloud
+    demo = "nimbus-demo"
+    image = _raw_image(c, c.admin_token(), f"{c.base_url}/image", c.name("nics-image"))
+    server = c.openstack("server", "create", "--image", image, "--flavor", "m1.nano", "--network", "private", "--wait",
+                         c.name("nics"), cloud=demo)
+    c.openstack("server", "add", "network", server["id"], "shared", cloud=demo, fmt=False)
+    shown = c.openstack("server", "show", server["id"], cloud=demo)
+    assert set(shown["addresses"]) == {"private", "shared"}, shown["addresses"]
+    ports = c.openstack("port", "list", "--server", server["id"], cloud=demo)
+    assert len(ports) == 2, ports
+    # A port made beforehand comes and goes and stays the user's.
+    own = c.openstack("port", "create", "--network", "private", c.name("own"), cloud=demo)
+    c.openstack("server", "add", "port", server["id"], own["id"], cloud=demo, fmt=False)
+    token = demo_token(c)
+    listed = nova(c, token, "GET", f"/servers/{server['id']}/os-interface").json()["interfaceAttachments"]
+    assert {a["port_id"] for a in listed} >= {own["id"]} and len(listed) == 3, listed
+    one = nova(c, token, "GET", f"/servers/{server['id']}/os-interface/{own['id']}").json()["interfaceAttachment"]
+    assert one["mac_addr"] == own["mac_address"] and one["fixed_ips"][0]["subnet_id"], one
+    assert one["fixed_ips"][0]["ip_address"] == own["fixed_ips"][0]["ip_address"]
+    c.openstack("server", "remove", "port", server["id"], own["id"], cloud=demo, fmt=False)
+    kept = c.openstack("port", "show", own["id"], cloud=demo)
+    assert kept["device_id"] == "" and kept["status"] == "DOWN", kept
+    c.openstack("server", "remove", "network", server["id"], "shared", cloud=demo, fmt=False)
+    shown = c.openstack("server", "show", server["id"], cloud=demo)
+    assert set(shown["addresses"]) == {"private"}, shown["addresses"]
+    assert len(c.openstack("port", "list", "--server", server["id"], cloud=demo)) == 1
+    actions = {a["Action"] for a in c.openstack("server", "event", "list", server["id"], cloud=demo)}
+    assert {"attach_interface", "detach_interface"} <= actions, actions
+
+    # Bad input: Nova's status and nothing changed.
+    path = f"/servers/{server['id']}/os-interface"
+    private = c.openstack("network", "show", "private", cloud=demo)["id"]
+    for body, status in [
+        ({"interfaceAttachment": {"net_id": private, "port_id": own["id"]}}, 400),   # both
+        ({"interfaceAttachment": {"net_id": "not-a-uuid"}}, 400),
+        ({"interfaceAttachment": {"fixed_ips": [{"ip_address": "10.0.0.9"}]}}, 400),  # an address without a network
+        ({"interfaceAttachment": {"bogus": 1}}, 400),
+        ({"interfaceAttachment": {"net_id": str(uuidlib.uuid4())}}, 404),
+        ({"interfaceAttachment": {"port_id": str(uuidlib.uuid4())}}, 404),
+    ]:
+        r = nova(c, token, "POST", path, json=body)
+        assert r.status_code == status, (body, r.status_code, r.text)
+        assert "badRequest" in r.json() or "itemNotFound" in r.json(), r.text
+    r = nova(c, token, "DELETE", f"{path}/{uuidlib.uuid4()}")
+    assert r.status_code == 404 and "itemNotFound" in r.json(), r.text
+    assert len(c.openstack("port", "list", "--server", server["id"], cloud=demo)) == 1
+    # Someone else's server is not there at all.
+    r = nova(c, c.admin_token(), "GET", f"/servers/{uuidlib.uuid4()}/os-interface")
+    assert r.status_code == 404
+    c.openstack("server", "delete", "--wait", server["id"], cloud=demo, fmt=False)
+    c.openstack("port", "delete", own["id"], cloud=demo, fmt=False)
+
+
+@pytest.mark.skipif(not QEMU_READY, reason="needs QEMU and the test guest")
+@pytest.mark.timeout(400)
+def test_nic_hotplug_with_a_real_guest():
+    """A NIC added to a running guest over QMP gets its port's address by DHCP inside the guest;
+    removing it unplugs it from the guest (which lets it go) and deletes the port."""
+    if not NETNS:
+        if os.environ.get("CI"):
+            raise RuntimeError("the dataplane test runs inside a namespace of its own (NIMBUS_TEST_NETNS)")
+        pytest.skip("run inside a test namespace (scripts/test-all.sh sets NIMBUS_TEST_NETNS)")
+    with own_cloud("nimbus-nic-", extra_args=QEMU_ARGS) as c:
+        demo = "nimbus-demo"
+        c.openstack("server", "create", "--image", "tiny", "--flavor", "m1.nano", "--network", "private", "vm", cloud=demo)
+        wait_status(c, "vm", "ACTIVE")
+        wait_console(c, "vm", "NIMBUS-GUEST")
+        c.openstack("server", "add", "network", "vm", "shared", cloud=demo, fmt=False)
+        shown = c.openstack("server", "show", "vm", cloud=demo)
+        address = fixed_ip(shown, "shared")
+        port = next(p for p in c.openstack("port", "list", "--server", "vm", "--network", "shared", cloud=demo))
+        mac = port["MAC Address"]
+        log = wait_console(c, "vm", "NIMBUS-NIC eth1 mac=")
+        assert f"NIMBUS-NIC eth1 mac={mac} ip={address}" in log, log[-1500:] + dataplane_dump()
+        c.openstack("server", "remove", "network", "vm", "shared", cloud=demo, fmt=False)
+        log = wait_console(c, "vm", "NIMBUS-NIC eth1 gone", timeout=30)
+        assert c.openstack("port", "list", "--network", "shared", "--server", "vm", cloud=demo) == []
+        assert set(c.openstack("server", "show", "vm", cloud=demo)["addresses"]) == {"private"}
+        # A stop and start boots with exactly the NICs the server has now.
+        c.openstack("server", "stop", "vm", cloud=demo, fmt=False)
+        wait_status(c, "vm", "SHUTOFF")
+        c.openstack("server", "start", "vm", cloud=demo, fmt=False)
+        wait_status(c, "vm", "ACTIVE")
+        wait_console(c, "vm", "NIMBUS-GUEST", after=1)
+        qemu = subprocess.run(["pgrep", "-af", shown["id"]], capture_output=True, text=True).stdout
+        assert qemu.count("virtio-net-pci") == 1, qemu
+        c.openstack("server", "delete", "--wait", "vm", cloud=demo, fmt=False)
 
 
 def sh(*args, check=True):

@@ -327,6 +327,26 @@ public enum ComputeAPI {
             try await service.removeTag(context.path("id"), context.path("tag"), caller: call.caller)
             return .empty()
         }
+        table.add(.get, "/servers/{id}/os-interface") { _, context, call in
+            let nics = try await service.interfaces(context.path("id"), caller: call.caller)
+            return .json(["interfaceAttachments": .array(nics.map { interfaceView($0, version: call.version) })])
+        }
+        table.add(.get, "/servers/{id}/os-interface/{port}") { _, context, call in
+            let nics = try await service.interfaces(context.path("id"), caller: call.caller)
+            guard let nic = nics.first(where: { $0.portID == context.path("port") }) else {
+                throw NimbusError.notFound("Port \(context.path("port")) is not attached")
+            }
+            return .json(["interfaceAttachment": interfaceView(nic, version: call.version)])
+        }
+        table.add(.post, "/servers/{id}/os-interface") { request, context, call in
+            let nic = try await service.attachInterface(context.path("id"), try await request.json(context: context), caller: call.caller,
+                                                        requestID: call.requestID, version: call.version)
+            return .json(["interfaceAttachment": interfaceView(nic, version: call.version)])
+        }
+        table.add(.delete, "/servers/{id}/os-interface/{port}") { _, context, call in
+            try await service.detachInterface(context.path("id"), port: context.path("port"), caller: call.caller, requestID: call.requestID)
+            return .empty(.accepted)
+        }
         table.add(.get, "/servers/{id}/os-instance-actions") { _, context, call in
             let actions = try await service.instanceActions(context.path("id"), caller: call.caller)
             return .json(["instanceActions": .array(actions.map { call.views.action($0, withEvents: false) })])
@@ -590,5 +610,20 @@ public enum ComputeAPI {
         }
         guard start <= end else { throw NimbusError.badRequest("Invalid start time. The start time cannot occur after the end time.") }
         return (start, end)
+    }
+}
+
+extension ComputeAPI {
+    /// One `interfaceAttachment`, as Nova renders a server's port.
+    static func interfaceView(_ nic: InstanceNIC, version: Int) -> JSONValue {
+        var view: [String: JSONValue] = [
+            "port_id": .string(nic.portID), "net_id": .string(nic.networkID), "mac_addr": .string(nic.mac),
+            "port_state": .string(nic.status ?? "DOWN"),
+            "fixed_ips": .array(nic.addresses.filter { $0.type == "fixed" }.map { address in
+                ["ip_address": .string(address.address), "subnet_id": address.subnetID.map(JSONValue.string) ?? .null]
+            }),
+        ]
+        if version >= 70 { view["tag"] = .null }
+        return .object(view)
     }
 }

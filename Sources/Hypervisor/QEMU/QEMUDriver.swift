@@ -263,6 +263,84 @@ public actor QEMUDriver: HypervisorDriver {
         }.joined()
     }
 
+    /// PCIe root ports a guest gets for NICs, used or not (the most NICs one can hot-plug to).
+    static let nicSlots = 6
+    static func netdevID(_ port: String) -> String { "net-\(port)" }
+    static func nicID(_ port: String) -> String { "nic-\(port)" }
+
+    public func attachInterface(_ uuid: String, nic: GuestNIC) async throws {
+        var spec = try loadSpec(uuid)
+        if runningPID(uuid) != nil {
+            let slots = max(Self.nicSlots, spec.nics.count)
+            try await QMP.withSession(qmpSocket(uuid)) { qmp in
+                guard !Self.peripherals(qmp).contains(Self.nicID(nic.portID)) else { return }
+                do {
+                    try qmp.execute("netdev_add", arguments: ["type": "tap", "id": Self.netdevID(nic.portID), "ifname": nic.tap,
+                                                              "script": "no", "downscript": "no"])
+                } catch let error as HypervisorError where error.message.contains("Duplicate") {}
+                // The first empty root port takes it. A PCIe link has one device, at address 0:
+                // naming it makes an occupied port refuse (QEMU would otherwise put the NIC at
+                // another address on that bus, where the guest never looks).
+                var refusal: (any Error)?
+                for slot in 0..<slots {
+                    var arguments: [String: Any] = ["driver": "virtio-net-pci", "id": Self.nicID(nic.portID),
+                                                    "netdev": Self.netdevID(nic.portID), "mac": nic.mac, "bus": "nicslot\(slot)", "addr": "0"]
+                    if let mtu = nic.mtu { arguments["host_mtu"] = mtu }
+                    do {
+                        try qmp.execute("device_add", arguments: arguments)
+                        return
+                    } catch {
+                        refusal = error
+                    }
+                }
+                _ = try? qmp.execute("netdev_del", arguments: ["id": Self.netdevID(nic.portID)])
+                throw HypervisorError("No free slot for another NIC on instance \(uuid): \(refusal.map { "\($0)" } ?? "none left")")
+            }
+        }
+        // A later start (or reboot) boots with it.
+        if !spec.nics.contains(where: { $0.portID == nic.portID }) {
+            spec.nics.append(nic)
+            try save(spec)
+        }
+    }
+
+    public func detachInterface(_ uuid: String, portID: String) async throws {
+        var spec = try loadSpec(uuid)
+        if runningPID(uuid) != nil {
+            let device = Self.nicID(portID)
+            try await QMP.withSession(qmpSocket(uuid), timeout: 2) { qmp in
+                if Self.peripherals(qmp).contains(device) {
+                    try qmp.execute("device_del", arguments: ["id": device])
+                    // The guest must let the device go (ACPI or PCIe hot-plug); QEMU says so
+                    // with DEVICE_DELETED. Between events, look whether it is gone already.
+                    let deadline = Date().addingTimeInterval(30)
+                    var gone = false
+                    while !gone {
+                        guard Date() < deadline else {
+                            throw HypervisorError("The guest of instance \(uuid) did not release NIC \(portID) within 30 s.")
+                        }
+                        if let event = try? qmp.readMessage() {
+                            gone = event["event"] as? String == "DEVICE_DELETED" && (event["data"] as? [String: Any])?["device"] as? String == device
+                        } else {
+                            gone = !Self.peripherals(qmp).contains(device)
+                        }
+                    }
+                }
+                _ = try? qmp.execute("netdev_del", arguments: ["id": Self.netdevID(portID)])
+            }
+        }
+        if spec.nics.contains(where: { $0.portID == portID }) {
+            spec.nics.removeAll { $0.portID == portID }
+            try save(spec)
+        }
+    }
+
+    /// Ids of the devices the guest has that were given one (`-device ...,id=`).
+    static func peripherals(_ qmp: QMPSession) -> Set<String> {
+        let listed = (try? qmp.execute("qom-list", arguments: ["path": "/machine/peripheral"])) as? [[String: Any]] ?? []
+        return Set(listed.compactMap { $0["name"] as? String })
+    }
+
     func save(_ spec: GuestSpec) throws {
         try JSONEncoder().encode(CodableSpec(spec)).write(to: specFile(spec.uuid))
     }
@@ -299,10 +377,16 @@ public actor QEMUDriver: HypervisorDriver {
             "-device", "virtio-balloon-pci",
             "-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-pci,rng=rng0",
         ]
-        // Taps exist already (the dataplane made them, on the network's bridge); QEMU only opens them.
-        for (index, nic) in spec.nics.enumerated() {
-            args += ["-netdev", "tap,id=net\(index),ifname=\(nic.tap),script=no,downscript=no",
-                     "-device", "virtio-net-pci,netdev=net\(index),mac=\(nic.mac)" + (nic.mtu.map { ",host_mtu=\($0)" } ?? "")]
+        // Taps exist already (the dataplane made them, on the network's bridge); QEMU only opens
+        // them. Each NIC sits in a PCIe root port of its own, as do the empty ports left for
+        // hot-plugged ones: a q35 root bus cannot hot-plug or unplug.
+        for slot in 0..<max(Self.nicSlots, spec.nics.count) {
+            args += ["-device", "pcie-root-port,id=nicslot\(slot),chassis=\(slot + 1)"]
+        }
+        for (slot, nic) in spec.nics.enumerated() {
+            args += ["-netdev", "tap,id=\(Self.netdevID(nic.portID)),ifname=\(nic.tap),script=no,downscript=no",
+                     "-device", "virtio-net-pci,netdev=\(Self.netdevID(nic.portID)),id=\(Self.nicID(nic.portID)),bus=nicslot\(slot),mac=\(nic.mac)"
+                        + (nic.mtu.map { ",host_mtu=\($0)" } ?? "")]
         }
         if accelerator == "kvm" { args += ["-cpu", "host"] }
         for name in ["ephemeral.qcow2", "swap.qcow2"] where FileManager.default.fileExists(atPath: directory.appendingPathComponent(name).path) {

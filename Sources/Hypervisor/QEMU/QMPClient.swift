@@ -82,6 +82,16 @@ enum QMP {
         }
     }
 
+    /// Runs `body` with one session (for a conversation: commands, then waiting for an event),
+    /// on a thread of its own since the session blocks. `timeout` bounds each wait for a message.
+    static func withSession<T: Sendable>(_ socket: URL, timeout: Int = 10, _ body: @escaping @Sendable (QMPSession) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try body(try QMPSession(path: socket.path, timeout: timeout)) })
+            }
+        }
+    }
+
     /// QMP replies are plain JSON objects handed across one dispatch hop.
     struct UncheckedBox<T>: @unchecked Sendable {
         let value: T
