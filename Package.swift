@@ -63,6 +63,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         .target(name: "Dataplane", dependencies: [
+            "NimbusCore",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         // Not "Network": swift-nio-transport-services tests `canImport(Network)` for Apple's

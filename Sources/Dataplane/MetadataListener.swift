@@ -1,6 +1,7 @@
 import Foundation
+import NimbusCore
 import Logging
-import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -37,13 +38,13 @@ final class MetadataListener: @unchecked Sendable {
     private let network: String
     private let handler: MetadataHandler
     private let logger: Logger
-    private let stopped = Mutex(false)
+    private let stopped = Locked(false)
 
     init(namespace: String, network: String, address: String, port: UInt16, handler: @escaping MetadataHandler, logger: Logger) throws {
         self.network = network
         self.handler = handler
         self.logger = logger
-        let opened = Mutex<Result<Int32, DataplaneError>?>(nil)
+        let opened = Locked<Result<Int32, DataplaneError>?>(nil)
         let ready = DispatchSemaphore(value: 0)
         let thread = Thread {
             opened.withLock { $0 = Self.openSocket(namespace: namespace, address: address, port: port) }

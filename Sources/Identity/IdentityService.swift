@@ -5,7 +5,7 @@ import NIOPosix
 import NimbusCore
 import ServiceLifecycle
 import Store
-import Synchronization
+
 
 /// Settings of the Identity service.
 public struct IdentityConfiguration: Sendable {
@@ -34,14 +34,14 @@ public final class IdentityService: TokenValidator, Service, Sendable {
     public let configuration: IdentityConfiguration
     let codec: TokenCodec
     let revocations = RevocationList()
-    let catalogCache = Mutex<(built: Date, catalog: JSONValue)?>(nil)
+    let catalogCache = Locked<(built: Date, catalog: JSONValue)?>(nil)
     /// Decrypted tokens by their text. A token never changes, so its decoded form is cached; expiry
     /// and revocation are still checked on every use. Bounded: cleared when it fills up.
-    let decodedTokens = Mutex<[String: AuthContext]>([:])
+    let decodedTokens = Locked<[String: AuthContext]>([:])
     static let decodedTokensLimit = 10_000
     /// Serialized validation bodies by token: a token's document only changes with the catalog,
     /// and validation is the hottest call in a cloud (every service checks every caller's token).
-    let validationBodies = Mutex<[ValidationBodyKey: (catalogBuilt: Date?, body: ByteBuffer)]>([:])
+    let validationBodies = Locked<[ValidationBodyKey: (catalogBuilt: Date?, body: ByteBuffer)]>([:])
     let logger: Logger
     /// bcrypt is deliberately slow; it gets its own threads so it never starves database I/O.
     let hashingPool: NIOThreadPool

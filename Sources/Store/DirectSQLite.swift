@@ -1,10 +1,11 @@
 import Foundation
+import NimbusCore
 import Logging
 import NIOCore
 import NIOPosix
 import SQLKit
 import SQLiteKit
-import Synchronization
+
 import VaporCSQLite
 
 /// An SQLite failure with its extended result code (e.g. 2067 for a UNIQUE violation).
@@ -233,7 +234,7 @@ struct DirectSQLiteSession: SQLDatabase {
 /// Idle `DirectSQLiteConnection`s for one database file, opened on demand.
 final class DirectSQLitePool: Sendable {
     private let path: String
-    private let idle = Mutex<[DirectSQLiteConnection]>([])
+    private let idle = Locked<[DirectSQLiteConnection]>([])
     private let maxIdle: Int
     /// Keeps a shared in-memory database alive between uses.
     private let keeper: DirectSQLiteConnection?

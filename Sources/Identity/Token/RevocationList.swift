@@ -1,6 +1,6 @@
 import Foundation
 import NimbusCore
-import Synchronization
+
 
 /// A revocation event, as Keystone records them: every token matching all the set fields and
 /// issued at or before `issuedBefore` is revoked.
@@ -47,7 +47,7 @@ public final class RevocationList: Sendable {
         var lastSequence: Int64 = 0
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     public init() {}
 

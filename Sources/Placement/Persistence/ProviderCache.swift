@@ -1,7 +1,7 @@
 import NimbusCore
 import SQLKit
 import Store
-import Synchronization
+
 
 /// Every provider's state in memory, so candidates cost one small query instead of reading
 /// a thousand providers per request.
@@ -19,7 +19,7 @@ final class ProviderCache: Sendable {
         var providers: [ProviderState]
     }
 
-    private let contents = Mutex<Contents?>(nil)
+    private let contents = Locked<Contents?>(nil)
 
     /// The providers as of now.
     func providers(on db: any SQLDatabase) async throws -> [ProviderState] {
