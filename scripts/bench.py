@@ -384,9 +384,58 @@ def bench_qemu(work, boots=5, crowd=10):
         subprocess.run(["pkill", "-9", "-f", f"qemu-system-x86_64 .*{state}"], check=False)
 
 
+def bench_agent(work, crowd=10):
+    """`nimbus agent` in a process of its own running real guests: its RSS alone, idle and with
+    `crowd` guests (the control plane is `nimbus up` with no local host)."""
+    guest = os.environ.get("NIMBUS_GUEST_DIR", os.path.join(ROOT, ".build/nimbus-guest"))
+    if not os.path.exists(os.path.join(guest, "disk.qcow2")):
+        print(f"agent: skipped (no guest in {guest})")
+        return
+    state = os.path.join(work, "control")
+    server = Server(state, free_port(), ["--driver", "fake", "--fake-hosts", "0", "--guest-dir", guest,
+                                         "--cpu-allocation-ratio", "8"]).start()
+    agent_state = os.path.join(work, "agent")
+    agent = subprocess.Popen([BIN, "agent", "--control-plane", server.base, "--key-file", os.path.join(state, "agent.key"),
+                              "--host", "bench-agent", "--driver", "qemu", "--accel", "tcg", "--shutdown-timeout", "5",
+                              "--state-dir", agent_state, "--listen", f"127.0.0.1:{free_port()}", "--log-level", "warning"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        token = server.token()
+        wait_hosts(server, token, 1)
+        time.sleep(3)
+        idle = rss_kib(agent.pid) / 1024
+        headers = {"X-Auth-Token": token, "OpenStack-API-Version": "compute 2.79"}
+        compute = server.base + "/compute/v2.1"
+        image = requests.get(server.base + "/image/v2/images?name=tiny", headers=headers).json()["images"][0]["id"]
+        project = requests.get(server.base + "/identity/v3/auth/tokens",
+                               headers={**headers, "X-Subject-Token": token}).json()["token"]["project"]["id"]
+        requests.put(f"{compute}/os-quota-sets/{project}", headers=headers,
+                     json={"quota_set": {"instances": -1, "cores": -1, "ram": -1}}).raise_for_status()
+        uuids = []
+        for index in range(crowd):
+            reply = requests.post(compute + "/servers", headers=headers, json={"server": {
+                "name": f"agent-{index}", "imageRef": image, "flavorRef": "42", "networks": "none"}})
+            reply.raise_for_status()
+            uuids.append(reply.json()["server"]["id"])
+        for uuid in uuids:
+            assert wait_file_contains(os.path.join(agent_state, "compute", "instances", uuid, "console.log"), b"NIMBUS-GUEST", 300), uuid
+        busy = rss_kib(agent.pid) / 1024
+        print(f"nimbus agent (own process, QEMU excluded): idle RSS {idle:.1f} MiB; with {crowd} guests running {busy:.1f} MiB")
+        for uuid in uuids:
+            requests.delete(f"{compute}/servers/{uuid}", headers=headers)
+        for uuid in uuids:
+            while requests.get(f"{compute}/servers/{uuid}", headers=headers).status_code != 404:
+                time.sleep(0.1)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=30)
+        server.stop()
+        subprocess.run(["pkill", "-9", "-f", f"qemu-system-x86_64 .*{agent_state}"], check=False)
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", default="startup,tokens,projects,placement,images,compute,network,qemu")
+    parser.add_argument("--only", default="startup,tokens,projects,placement,images,compute,network,qemu,agent")
     parser.add_argument("--image-mib", type=int, default=1024)
     args = parser.parse_args()
     parts = set(args.only.split(","))
@@ -415,6 +464,8 @@ def main():
             bench_network(work)
         if "qemu" in parts:
             bench_qemu(work)
+        if "agent" in parts:
+            bench_agent(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -2,14 +2,14 @@ import Foundation
 import Hypervisor
 
 /// What an agent must do to one guest; the control plane derives it from the instance's task.
-public enum AgentTask: String, Sendable {
+public enum AgentTask: String, Sendable, Codable {
     case spawn, destroy, powerOff, powerOn, rebootSoft, rebootHard, pause, unpause, suspend, resume, resize, revertResize, rebuild
     /// Copy the root disk into the image `Assignment.snapshotImage`.
     case snapshot
 }
 
 /// One unit of work for a host: converge guest `spec.uuid` by doing `task`.
-public struct Assignment: Sendable, Equatable {
+public struct Assignment: Sendable, Equatable, Codable {
     public var task: AgentTask
     /// The instance's task_state when this was handed out; the report carries it back so that a
     /// result for a task since superseded (say, a spawn finished after delete was asked) is ignored.
@@ -26,7 +26,7 @@ public struct Assignment: Sendable, Equatable {
     }
 }
 
-public enum TaskOutcome: Sendable, Equatable {
+public enum TaskOutcome: Sendable, Equatable, Codable {
     /// Done; the guest's power afterwards (`noState` when it no longer exists).
     case done(GuestPower)
     case failed(String)
@@ -56,7 +56,7 @@ public protocol AgentControlPlane: Sendable {
 }
 
 /// One answer of the metadata service.
-public struct MetadataDocument: Sendable, Equatable {
+public struct MetadataDocument: Sendable, Equatable, Codable {
     public var contentType: String
     public var body: [UInt8]
 
@@ -77,7 +77,7 @@ public protocol AgentLink: Sendable {
 }
 
 /// An instance as the control plane last recorded it, for comparing with what the host sees.
-public struct InstanceBaseline: Sendable, Equatable {
+public struct InstanceBaseline: Sendable, Equatable, Codable {
     /// The instance's `updated_at`, the version an observation is checked against.
     public var updatedAt: String
     /// No task in flight: the recorded power should match the guest.
@@ -91,7 +91,7 @@ public struct InstanceBaseline: Sendable, Equatable {
     }
 }
 
-public struct PowerObservation: Sendable, Equatable {
+public struct PowerObservation: Sendable, Equatable, Codable {
     public var instance: String
     public var baselineUpdatedAt: String
     public var power: GuestPower

@@ -58,7 +58,13 @@ extension ComputeAgent {
         // The work loop (before a spawn) and the network loop both converge; a state read before
         // the other's newer one must not be applied after it (generations only grow).
         if let converged = convergedGeneration, state.generation < converged { return }
+        let started = ContinuousClock.now
         let wired = Set(try await network.dataplane.converge(state))
+        // One line per applied state: what a host's network looks like over time, for operators.
+        logger.info("network converged", metadata: [
+            "generation": "\(state.generation)", "networks": "\(state.networks.count)", "ports": "\(state.ports.count)",
+            "dhcp": "\(state.dhcp.count)", "routers": "\(state.routers.count)", "took": "\(ContinuousClock.now - started)",
+        ])
         convergedGeneration = state.generation
         let fresh = wired.subtracting(reportedWired)
         if !fresh.isEmpty { try await network.control.portsWired(host: configuration.host, ports: fresh.sorted()) }

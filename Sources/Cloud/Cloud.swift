@@ -40,6 +40,8 @@ public struct CloudConfiguration: Sendable {
     public var network = NetworkConfiguration()
     /// DevStack's `public`/`private` networks and `router1`, made at bootstrap; nil for none.
     public var networkSeed: NetworkSeed? = NetworkSeed()
+    /// The key `nimbus agent` processes present on the internal API; nil: no remote agents.
+    public var agentKey: String?
 
     public init(databaseURL: String, host: String, port: Int, publicURL: String? = nil, keyDirectory: URL,
                 imageDirectory: URL, bcryptCost: UInt8 = 12, tokenLifetime: TimeInterval = 3600) {
@@ -134,10 +136,13 @@ public final class Cloud: Sendable {
     }
 
     public var gateway: Gateway {
-        Gateway(services: [IdentityAPI.routes(identity), ImageAPI.routes(image, publicURL: configuration.publicURL),
-                           PlacementAPI.routes(placement), ComputeAPI.routes(compute, publicURL: configuration.publicURL),
-                           NetworkAPI.routes(network, publicURL: configuration.publicURL)],
-                validator: identity)
+        var services = [IdentityAPI.routes(identity), ImageAPI.routes(image, publicURL: configuration.publicURL),
+                        PlacementAPI.routes(placement), ComputeAPI.routes(compute, publicURL: configuration.publicURL),
+                        NetworkAPI.routes(network, publicURL: configuration.publicURL)]
+        if let key = configuration.agentKey {
+            services.append(AgentAPI.routes(compute: compute, network: network, images: ImageStoreSource(image: image), key: key))
+        }
+        return Gateway(services: services, validator: identity)
     }
 
     public func router() -> Router<NimbusContext> { gateway.router() }

@@ -1,7 +1,7 @@
 import Foundation
 
 /// What a driver needs to create one guest; the agent builds it from the instance's desired state.
-public struct GuestSpec: Sendable, Equatable {
+public struct GuestSpec: Sendable, Equatable, Codable {
     public var uuid: String
     public var name: String
     public var hostname: String
@@ -67,7 +67,7 @@ public struct GuestNIC: Sendable, Equatable, Codable {
 }
 
 /// A guest's power as the hypervisor sees it; numbers are Nova's `power_state` values.
-public enum GuestPower: Int, Sendable {
+public enum GuestPower: Int, Sendable, Codable {
     case noState = 0
     case running = 1
     case paused = 3
@@ -77,7 +77,7 @@ public enum GuestPower: Int, Sendable {
 }
 
 /// What a host offers, reported as its resource provider's inventory and in `os-hypervisors`.
-public struct HostFacts: Sendable, Equatable {
+public struct HostFacts: Sendable, Equatable, Codable {
     public var vcpus: Int
     public var memoryMB: Int
     public var diskGB: Int

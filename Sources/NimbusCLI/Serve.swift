@@ -10,7 +10,7 @@ import Store
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run a control-plane replica from a config file.")
 
-    @Option(help: "Config file (TOML: database, listen, public_url, key_dir, bcrypt_cost, log_level).")
+    @Option(help: "Config file (TOML: database, listen, public_url, key_dir, bcrypt_cost, log_level, agent_key_file).")
     var config: String
 
     func run() async throws {
@@ -32,6 +32,9 @@ struct Serve: AsyncParsableCommand {
             configuration.localHosts = hosts
         } else {
             configuration.localHosts = nil
+        }
+        if let keyFile = settings["agent_key_file"] {
+            configuration.agentKey = try readAgentKey(keyFile)
         }
         let cloud = try await Cloud(configuration: configuration, logger: logger)
         let result = try await cloud.bootstrap(passwords: settings["admin_password"].map { ["admin": $0] } ?? [:])

@@ -2,6 +2,7 @@ import ArgumentParser
 import Cloud
 import Foundation
 import Logging
+import NimbusCore
 
 extension DriverKind: ExpressibleByArgument {}
 
@@ -132,8 +133,9 @@ struct Up: AsyncParsableCommand {
         configuration.cpuAllocationRatio = cpuAllocationRatio
         configuration.ramAllocationRatio = ramAllocationRatio
         configuration.defaultQuotas["instances"] = quotaInstances
-        let cloud = try await Cloud(configuration: configuration, logger: logger)
         let credentials = CredentialsFile(directory: state)
+        configuration.agentKey = try credentials.agentKey()
+        let cloud = try await Cloud(configuration: configuration, logger: logger)
         var passwords = try credentials.load()
         let result = try await cloud.bootstrap(passwords: passwords)
         passwords.merge(result.createdPasswords) { _, new in new }
@@ -170,6 +172,19 @@ struct CredentialsFile {
 
     func save(_ passwords: [String: String]) throws {
         try writePrivate(try JSONEncoder().encode(passwords), to: file)
+    }
+
+    /// The key `nimbus agent` processes present (`agent.key`, made on first start).
+    func agentKey() throws -> String {
+        let file = directory.appendingPathComponent("agent.key")
+        if let data = FileManager.default.contents(atPath: file.path),
+           let key = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines), !key.isEmpty {
+            return key
+        }
+        // Two random UUIDs: 244 random bits from the system generator.
+        let key = Identifier.hex() + Identifier.hex()
+        try writePrivate(Data((key + "\n").utf8), to: file)
+        return key
     }
 
     func writeCloudsYAML(authURL: String, passwords: [String: String]) throws -> URL {

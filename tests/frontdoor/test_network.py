@@ -385,12 +385,14 @@ def run_dataplane_scenario(c, tmp_path, h2):
     for net in ["net-b", "private"]:
         c.openstack("network", "delete", net, cloud=demo, fmt=False)
     c.openstack("network", "delete", "public", "shared", fmt=False)
-    deadline = time.monotonic() + 30
+    # Agents converge on every change; a full resync every 30 s repairs anything a change missed.
+    deadline = time.monotonic() + 45
     while time.monotonic() < deadline:
         left = nimbus_leftovers()
         h2_links = sh("ip", "netns", "exec", h2, "ip", "-o", "link").stdout
         if left == {"links": [], "namespaces": [], "nft": [], "dnsmasq": []} and "nbr-" not in h2_links and "ntp-" not in h2_links:
             break
         time.sleep(1)
-    assert left == {"links": [], "namespaces": [], "nft": [], "dnsmasq": []}, left
+    converges = [line for line in c.server.log_text().splitlines() if "network" in line or "dataplane" in line]
+    assert left == {"links": [], "namespaces": [], "nft": [], "dnsmasq": []}, f"{left}\n" + "\n".join(converges[-60:])
     assert "nbr-" not in h2_links and "ntp-" not in h2_links, h2_links

@@ -11,8 +11,11 @@ public struct ImageFile: Sendable {
     public var path: URL
     public var diskFormat: String
     public var checksum: String?
+    /// A download made for the driver alone: it may move the file instead of copying it.
+    public var disposable: Bool
 
-    public init(path: URL, diskFormat: String, checksum: String?) {
+    public init(path: URL, diskFormat: String, checksum: String?, disposable: Bool = false) {
+        self.disposable = disposable
         self.path = path
         self.diskFormat = diskFormat
         self.checksum = checksum
@@ -226,7 +229,11 @@ public actor QEMUDriver: HypervisorDriver {
             let partial = baseDirectory.appendingPathComponent(id + ".part-\(UUID().uuidString.prefix(8))")
             defer { try? FileManager.default.removeItem(at: partial) }
             do {
-                try FileManager.default.copyItem(at: image.path, to: partial)
+                if image.disposable {
+                    try FileManager.default.moveItem(at: image.path, to: partial)
+                } else {
+                    try FileManager.default.copyItem(at: image.path, to: partial)
+                }
             } catch {
                 throw HypervisorError("Cannot read image \(id) from the image store (\(image.path.path)): it is missing or unreadable.")
             }

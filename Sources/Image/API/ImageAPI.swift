@@ -110,7 +110,7 @@ public enum ImageAPI {
         let fileIO = FileIO()
         guard let rangeHeader = request.headers[.range] else {
             headers[.contentLength] = String(size)
-            return Response(status: .ok, headers: headers, body: try await fileIO.loadFile(path: path, context: context))
+            return Response(status: .ok, headers: headers, body: try await fileIO.loadFile(path: path, context: context, chunkLength: downloadChunk))
         }
         guard let range = parseRange(rangeHeader, size: size) else {
             headers[.contentRange] = "bytes */\(size)"
@@ -118,8 +118,13 @@ public enum ImageAPI {
         }
         headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(size)"
         headers[.contentLength] = String(range.count)
-        return Response(status: .partialContent, headers: headers, body: try await fileIO.loadFile(path: path, range: range, context: context))
+        return Response(status: .partialContent, headers: headers,
+                        body: try await fileIO.loadFile(path: path, range: range, context: context, chunkLength: downloadChunk))
     }
+
+    /// Image files are large and read once: 1 MiB reads cost an eighth of the calls of the
+    /// default 128 KiB, for 1 MiB of memory per download in flight.
+    static let downloadChunk = 1 << 20
 
     /// `bytes=a-b`, `bytes=a-` or `bytes=-n`, clamped to the data; nil when it selects nothing.
     static func parseRange(_ header: String, size: Int) -> ClosedRange<Int>? {
