@@ -76,7 +76,13 @@ struct CommandRunner: Sendable {
         defer { posix_spawn_file_actions_destroy(&actions) }
         var pipeFDs: [Int32] = [-1, -1]
         if input != nil {
-            guard pipe(&pipeFDs) == 0 else { throw spawnError(arguments, "pipe") }
+            // Close-on-exec: a command spawned concurrently (another host's converge) must not
+            // inherit this input's write end, or this command never sees the end of its input
+            // while that one runs; two such commands waited on each other until killed.
+            // (A socket pair, the one way here to get both ends close-on-exec atomically.)
+            guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pipeFDs) == 0 else {
+                throw spawnError(arguments, "socketpair")
+            }
             posix_spawn_file_actions_adddup2(&actions, pipeFDs[0], 0)
             posix_spawn_file_actions_addclose(&actions, pipeFDs[1])
         } else {

@@ -284,6 +284,8 @@ def test_dataplane_with_real_guests(tmp_path):
         if os.environ.get("CI"):
             raise RuntimeError("the dataplane test runs inside a namespace of its own (NIMBUS_TEST_NETNS)")
         pytest.skip("run inside a test namespace (scripts/test-all.sh sets NIMBUS_TEST_NETNS)")
+    # Named namespaces and processes are machine-wide: judge only what appears from now on.
+    before = nimbus_leftovers()
     # A second hypervisor host: a namespace joined to ours by a veth underlay.
     h2 = f"nbt-h2-{uuidlib.uuid4().hex[:6]}"
     sh("ip", "netns", "add", h2)
@@ -297,8 +299,8 @@ def test_dataplane_with_real_guests(tmp_path):
         args = QEMU_ARGS + ["--tunnel-address", "10.250.0.1", "--extra-host", f"h2={h2},10.250.0.2",
                             "--cpu-allocation-ratio", "8"]
         with own_cloud("nimbus-net-", extra_args=args) as c:
-            run_dataplane_scenario(c, tmp_path, h2)
-        left = nimbus_leftovers()
+            run_dataplane_scenario(c, tmp_path, h2, before)
+        left = new_leftovers(before)
         assert left == {"links": [], "namespaces": [], "nft": [], "dnsmasq": []}, left
     finally:
         sh("ip", "link", "del", "nbt-u1", check=False)
@@ -314,7 +316,12 @@ def boot(c, name, *args, user_data=None, tmp_path=None):
     return c.openstack("server", "create", "--image", "tiny", "--flavor", "m1.nano", *extra, *args, name, cloud="nimbus-demo")
 
 
-def run_dataplane_scenario(c, tmp_path, h2):
+def new_leftovers(before):
+    now = nimbus_leftovers()
+    return {kind: [item for item in items if item not in before[kind]] for kind, items in now.items()}
+
+
+def run_dataplane_scenario(c, tmp_path, h2, before):
     demo = "nimbus-demo"
     # Second host: keep it out of the way until the VXLAN step.
     hosts = {s["Host"] for s in c.openstack("compute", "service", "list", "--service", "nova-compute")}
@@ -388,11 +395,11 @@ def run_dataplane_scenario(c, tmp_path, h2):
     # Agents converge on every change; a full resync every 30 s repairs anything a change missed.
     deadline = time.monotonic() + 45
     while time.monotonic() < deadline:
-        left = nimbus_leftovers()
+        left = new_leftovers(before)
         h2_links = sh("ip", "netns", "exec", h2, "ip", "-o", "link").stdout
         if left == {"links": [], "namespaces": [], "nft": [], "dnsmasq": []} and "nbr-" not in h2_links and "ntp-" not in h2_links:
             break
         time.sleep(1)
-    converges = [line for line in c.server.log_text().splitlines() if "network" in line or "dataplane" in line]
+    converges = [line for line in c.server.log_text().splitlines() if "[Agent]" in line or "[Dataplane]" in line]
     assert left == {"links": [], "namespaces": [], "nft": [], "dnsmasq": []}, f"{left}\n" + "\n".join(converges[-60:])
     assert "nbr-" not in h2_links and "ntp-" not in h2_links, h2_links

@@ -10,7 +10,9 @@ final class QMPSession {
     private let descriptor: Int32
 
     init(path: String, timeout: Int = 10) throws {
-        descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        // Close-on-exec: QEMU serves one QMP client at a time, and a spawned tool that inherited
+        // this socket would hold that slot.
+        descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else { throw HypervisorError("QMP socket: \(String(cString: strerror(errno)))") }
         var limit = timeval(tv_sec: timeout, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
