@@ -420,7 +420,11 @@ def bench_agent(work, crowd=10):
             reply.raise_for_status()
             uuids.append(reply.json()["server"]["id"])
         for uuid in uuids:
-            assert wait_file_contains(os.path.join(agent_state, "compute", "instances", uuid, "console.log"), b"NIMBUS-GUEST", 300), uuid
+            console = os.path.join(agent_state, "compute", "instances", uuid, "console.log")
+            if not wait_file_contains(console, b"NIMBUS-GUEST", 300):
+                view = requests.get(f"{compute}/servers/{uuid}", headers=headers).json()["server"]
+                tail = open(console, errors="replace").read()[-1500:] if os.path.exists(console) else "<no console>"
+                raise RuntimeError(f"{uuid} never reached its marker: {view['status']} {view.get('fault')}\n{tail}")
         busy = rss_kib(agent.pid) / 1024
         print(f"nimbus agent (own process, QEMU excluded): idle RSS {idle:.1f} MiB; with {crowd} guests running {busy:.1f} MiB")
         for uuid in uuids:

@@ -251,7 +251,11 @@ public actor QEMUDriver: HypervisorDriver {
             } else {
                 try Data(format.utf8).write(to: formatFile)
             }
-            try FileManager.default.moveItem(at: partial, to: cached)
+            // rename(2), not moveItem: two spawns of one image may fetch it at once, and the
+            // second must replace the first's (identical, verified) copy rather than fail.
+            guard rename(partial.path, cached.path) == 0 else {
+                throw HypervisorError("Cannot place image \(id) in the base cache: \(String(cString: strerror(errno)))")
+            }
         }
         let format = (try? String(contentsOf: formatFile, encoding: .utf8)) ?? "raw"
         let info = try await HostProcess("qemu-img", ["info", "--output=json", "-f", format, cached.path]).run()
