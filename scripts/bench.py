@@ -291,6 +291,18 @@ def wait_file_contains(path, needle, timeout=90):
     return False
 
 
+def tiny_compute(server, token):
+    """Headers, the compute endpoint and the `tiny` image, with the admin project's quota lifted."""
+    headers = {"X-Auth-Token": token, "OpenStack-API-Version": "compute 2.79"}
+    compute = server.base + "/compute/v2.1"
+    image = requests.get(server.base + "/image/v2/images?name=tiny", headers=headers).json()["images"][0]["id"]
+    project = requests.get(server.base + "/identity/v3/auth/tokens",
+                           headers={**headers, "X-Subject-Token": token}).json()["token"]["project"]["id"]
+    requests.put(f"{compute}/os-quota-sets/{project}", headers=headers,
+                 json={"quota_set": {"instances": -1, "cores": -1, "ram": -1}}).raise_for_status()
+    return headers, compute, image
+
+
 def bench_qemu(work, boots=5, crowd=10):
     """Real VMs under the QEMU driver: control-plane overhead over a bare QEMU start and boot."""
     guest = os.environ.get("NIMBUS_GUEST_DIR", os.path.join(ROOT, ".build/nimbus-guest"))
@@ -304,13 +316,7 @@ def bench_qemu(work, boots=5, crowd=10):
     try:
         token = server.token()
         wait_hosts(server, token, 1)
-        headers = {"X-Auth-Token": token, "OpenStack-API-Version": "compute 2.79"}
-        compute = server.base + "/compute/v2.1"
-        image = requests.get(server.base + "/image/v2/images?name=tiny", headers=headers).json()["images"][0]["id"]
-        project = requests.get(server.base + "/identity/v3/auth/tokens",
-                               headers={**headers, "X-Subject-Token": token}).json()["token"]["project"]["id"]
-        requests.put(f"{compute}/os-quota-sets/{project}", headers=headers,
-                     json={"quota_set": {"instances": -1, "cores": -1, "ram": -1}}).raise_for_status()
+        headers, compute, image = tiny_compute(server, token)
 
         def create(name):
             reply = requests.post(compute + "/servers", headers=headers, json={"server": {
@@ -406,13 +412,7 @@ def bench_agent(work, crowd=10):
         wait_hosts(server, token, 1)
         time.sleep(3)
         idle = rss_kib(agent.pid) / 1024
-        headers = {"X-Auth-Token": token, "OpenStack-API-Version": "compute 2.79"}
-        compute = server.base + "/compute/v2.1"
-        image = requests.get(server.base + "/image/v2/images?name=tiny", headers=headers).json()["images"][0]["id"]
-        project = requests.get(server.base + "/identity/v3/auth/tokens",
-                               headers={**headers, "X-Subject-Token": token}).json()["token"]["project"]["id"]
-        requests.put(f"{compute}/os-quota-sets/{project}", headers=headers,
-                     json={"quota_set": {"instances": -1, "cores": -1, "ram": -1}}).raise_for_status()
+        headers, compute, image = tiny_compute(server, token)
         uuids = []
         for index in range(crowd):
             reply = requests.post(compute + "/servers", headers=headers, json={"server": {

@@ -103,28 +103,28 @@ public struct AgentProcess: Sendable {
         router.post("/interfaces/attach") { request, _ -> Response in
             try authorized(request)
             let attach = try await Self.body(AttachRequest.self, request)
-            do {
-                try await agent.attachInterface(attach.spec, nic: attach.nic)
-            } catch {
-                throw HTTPError(.internalServerError, message: "\(error)")
-            }
-            return .empty()
+            return try await Self.hostFailure { try await agent.attachInterface(attach.spec, nic: attach.nic) }
         }
         router.post("/interfaces/detach") { request, _ -> Response in
             try authorized(request)
             let detach = try await Self.body(DetachRequest.self, request)
-            do {
-                try await agent.detachInterface(detach.uuid, portID: detach.portID)
-            } catch {
-                throw HTTPError(.internalServerError, message: "\(error)")
-            }
-            return .empty()
+            return try await Self.hostFailure { try await agent.detachInterface(detach.uuid, portID: detach.portID) }
         }
         return router
     }
 }
 
 extension AgentProcess {
+    /// 204 once `operation` is done; its failure as a 500 with the host's message.
+    static func hostFailure(_ operation: () async throws -> Void) async throws -> Response {
+        do {
+            try await operation()
+        } catch {
+            throw HTTPError(.internalServerError, message: "\(error)")
+        }
+        return .empty()
+    }
+
     static func body<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {
         var request = request
         return try JSONDecoder().decode(T.self, from: Data(try await request.collectBody(upTo: 16 << 20).readableBytesView))

@@ -64,6 +64,10 @@ public final class RemoteControlPlane: AgentControlPlane, NetworkControlPlane, I
         self.imageDirectory = imageDirectory
     }
 
+    static func milliseconds(_ duration: Duration) -> Int {
+        Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
+    }
+
     static func host(_ name: String) -> String {
         "/hosts/" + (name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? name)
     }
@@ -77,7 +81,7 @@ public final class RemoteControlPlane: AgentControlPlane, NetworkControlPlane, I
     }
 
     public func work(host: String, wait: Duration) async throws -> [Assignment] {
-        let milliseconds = Int(wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = Self.milliseconds(wait)
         return try await client.call(Self.host(host) + "/work", WorkRequest(waitMilliseconds: milliseconds), as: [Assignment].self,
                                      timeout: TimeInterval(milliseconds) / 1000 + 30)
     }
@@ -118,7 +122,7 @@ public final class RemoteControlPlane: AgentControlPlane, NetworkControlPlane, I
     }
 
     public func hostNetworkState(host: String, after generation: Int64?, wait: Duration) async throws -> HostNetworkState {
-        let milliseconds = Int(wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = Self.milliseconds(wait)
         return try await client.call(Self.host(host) + "/network/state", NetworkStateQuery(after: generation, waitMilliseconds: milliseconds),
                                      as: HostNetworkState.self, timeout: TimeInterval(milliseconds) / 1000 + 30)
     }

@@ -33,14 +33,7 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "URL the control plane reaches this agent at (default: http://LISTEN).")
     var advertise: String?
 
-    @Option(help: "QEMU accelerator: auto (KVM if a probe shows it works), kvm or tcg.")
-    var accel: String = "auto"
-
-    @Option(help: "QEMU guests booting at once on this host.")
-    var maxConcurrentSpawns: Int = 2
-
-    @Option(help: "Seconds a guest gets to power off on ACPI before it is stopped hard.")
-    var shutdownTimeout: Int = 15
+    @OptionGroup var qemu: QEMUHostOptions
 
     @Option(help: "vCPUs / memory (MB) / disk (GB) the fake driver offers.")
     var fakeVcpus: Int = 16
@@ -64,9 +57,9 @@ struct AgentCommand: AsyncParsableCommand {
         settings.zone = zone
         settings.driver = driver
         settings.fake = .init(vcpus: fakeVcpus, memoryMB: fakeRamMb, diskGB: fakeDiskGb)
-        settings.accelerator = accel
-        settings.maxConcurrentSpawns = max(1, maxConcurrentSpawns)
-        settings.shutdownTimeout = .seconds(max(0, shutdownTimeout))
+        settings.accelerator = qemu.accel
+        settings.maxConcurrentSpawns = max(1, qemu.maxConcurrentSpawns)
+        settings.shutdownTimeout = .seconds(max(0, qemu.shutdownTimeout))
         settings.listenHost = listen.host
         settings.listenPort = listen.port
         settings.advertisedURL = advertise

@@ -30,3 +30,15 @@ func makeLogger(_ level: Logger.Level) -> Logger {
 func announce(_ text: String) {
     FileHandle.standardOutput.write(Data((text + "\n").utf8))
 }
+
+/// How a QEMU host runs its guests: the same flags for `nimbus up` and `nimbus agent`.
+struct QEMUHostOptions: ParsableArguments {
+    @Option(help: "QEMU accelerator: auto (KVM if a probe shows it works), kvm or tcg.")
+    var accel: String = "auto"
+
+    @Option(help: "QEMU guests booting at once on this host.")
+    var maxConcurrentSpawns: Int = 2
+
+    @Option(help: "Seconds a guest gets to power off on ACPI before it is stopped hard.")
+    var shutdownTimeout: Int = 15
+}

@@ -31,14 +31,7 @@ struct Up: AsyncParsableCommand {
     @Option(help: "Hypervisor driver of the local compute host(s): qemu (real VMs; the default where QEMU is installed) or fake.")
     var driver: DriverKind?
 
-    @Option(help: "QEMU accelerator: auto (KVM if a probe shows it works), kvm or tcg.")
-    var accel: String = "auto"
-
-    @Option(help: "QEMU guests booting at once on this host.")
-    var maxConcurrentSpawns: Int = 2
-
-    @Option(help: "Seconds a guest gets to power off on ACPI before it is stopped hard.")
-    var shutdownTimeout: Int = 15
+    @OptionGroup var qemu: QEMUHostOptions
 
     @Option(help: "Fake compute hosts to run in this process (named fake-0, fake-1, ...).")
     var fakeHosts: Int = 1
@@ -112,9 +105,9 @@ struct Up: AsyncParsableCommand {
         hosts.failingHosts = Set(fakeFailingHosts.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         hosts.heartbeatInterval = .seconds(max(1, min(10, serviceDownTime / 4)))
         hosts.qemuDirectory = state.appendingPathComponent("compute")
-        hosts.accelerator = accel
-        hosts.maxConcurrentSpawns = max(1, maxConcurrentSpawns)
-        hosts.shutdownTimeout = .seconds(max(0, shutdownTimeout))
+        hosts.accelerator = qemu.accel
+        hosts.maxConcurrentSpawns = max(1, qemu.maxConcurrentSpawns)
+        hosts.shutdownTimeout = .seconds(max(0, qemu.shutdownTimeout))
         hosts.dataplane = hosts.driver == .qemu && !noDataplane
         hosts.networkDirectory = state.appendingPathComponent("network")
         hosts.tunnelAddress = tunnelAddress
