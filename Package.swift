@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         .target(name: "NimbusCore", dependencies: [
@@ -49,8 +50,11 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "_NIOFileSystem", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOFoundationCompat", package: "swift-nio"),
         ], swiftSettings: swiftSettings),
         .target(name: "GuestImage", dependencies: [
+            "NimbusCore",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         .target(name: "Placement", dependencies: [
@@ -59,6 +63,7 @@ let package = Package(
         ], swiftSettings: swiftSettings),
         .target(name: "Scheduler", swiftSettings: swiftSettings),
         .target(name: "Hypervisor", dependencies: [
+            "NimbusCore",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
@@ -87,6 +92,10 @@ let package = Package(
             "NimbusCore", "Store", "Gateway", "Identity", "Image", "Placement", "Compute", "Agent", "Hypervisor", "NimbusNetwork", "Dataplane",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "_NIOFileSystem", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOFoundationCompat", package: "swift-nio"),
         ], swiftSettings: swiftSettings),
         .executableTarget(name: "NimbusCLI", dependencies: [
             "Cloud", "NimbusCore", "Store", "Identity", "GuestImage", "Agent", "Hypervisor", "Dataplane",
@@ -94,6 +103,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOFoundationCompat", package: "swift-nio"),
         ], swiftSettings: swiftSettings),
         .target(name: "NimbusTesting", dependencies: [
             "NimbusCore", "Store", "Cloud", "Gateway", "Placement",

@@ -1,51 +1,71 @@
 import Agent
+import AsyncHTTPClient
 import Dataplane
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Hypervisor
+import NIOCore
+import NIOFileSystem
+import NIOFoundationCompat
+import NIOHTTP1
 import NimbusCore
+
+/// The HTTP client of every outgoing call (agent ↔ control plane, load generators). One for the
+/// process, never shut down. AsyncHTTPClient runs on the NIO threads the process already has;
+/// URLSession would load libcurl and its TLS stack, about 8 MiB of a small agent's RSS.
+public let outgoingHTTP = HTTPClient(
+    eventLoopGroupProvider: .singleton,
+    configuration: HTTPClient.Configuration(
+        connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64),
+        decompression: .disabled))
+
+/// One HTTP exchange with its whole reply body (up to `limit` bytes).
+public func exchange(_ method: HTTPMethod, _ url: String, headers: [(String, String)] = [], body: ByteBuffer? = nil,
+                     timeout: Duration = .seconds(30), limit: Int = 64 << 20) async throws -> (status: Int, body: ByteBuffer) {
+    var request = HTTPClientRequest(url: url)
+    request.method = method
+    for (name, value) in headers { request.headers.add(name: name, value: value) }
+    if let body { request.body = .bytes(body) }
+    let response = try await outgoingHTTP.execute(request, timeout: .nanoseconds(timeout.nanoseconds))
+    return (Int(response.status.code), try await response.body.collect(upTo: limit))
+}
+
+extension Duration {
+    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
+}
 
 /// JSON calls between a control plane and an agent, authenticated by the shared agent key.
 struct InternalClient: Sendable {
     let base: String
     let key: String
-    let session: URLSession
 
     init(base: String, key: String) {
         self.base = base.hasSuffix("/") ? String(base.dropLast()) : base
         self.key = key
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = 120
-        self.session = URLSession(configuration: configuration)
     }
 
-    func request(_ method: String, _ path: String, timeout: TimeInterval = 30) -> URLRequest {
-        var request = URLRequest(url: URL(string: base + path)!, timeoutInterval: timeout)
-        request.httpMethod = method
-        request.setValue(key, forHTTPHeaderField: "X-Nimbus-Agent-Key")
+    func request(_ method: HTTPMethod, _ path: String) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        request.headers.add(name: "X-Nimbus-Agent-Key", value: key)
         return request
     }
 
     /// POSTs `body`; - Returns: the reply body (empty for 204), or throws for any other status.
-    func call<Body: Encodable>(_ path: String, _ body: Body, timeout: TimeInterval = 30) async throws -> Data {
-        var request = request("POST", path, timeout: timeout)
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.httpBody = try JSONEncoder().encode(body)
-        let (data, response) = try await session.data(for: request)
-        try Self.check(response, data, path)
-        return data
+    func call<Body: Encodable>(_ path: String, _ body: Body, timeout: Duration = .seconds(30)) async throws -> ByteBuffer {
+        let (status, reply) = try await exchange(
+            .POST, base + path, headers: [("X-Nimbus-Agent-Key", key), ("Content-Type", "application/json")],
+            body: ByteBuffer(data: try JSONEncoder().encode(body)), timeout: timeout)
+        try Self.check(status, reply, path)
+        return reply
     }
 
-    func call<Body: Encodable, Reply: Decodable>(_ path: String, _ body: Body, as reply: Reply.Type, timeout: TimeInterval = 30) async throws -> Reply {
+    func call<Body: Encodable, Reply: Decodable>(_ path: String, _ body: Body, as reply: Reply.Type, timeout: Duration = .seconds(30)) async throws -> Reply {
         try JSONDecoder().decode(Reply.self, from: try await call(path, body, timeout: timeout))
     }
 
-    static func check(_ response: URLResponse, _ data: Data, _ path: String) throws {
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+    static func check(_ status: Int, _ body: ByteBuffer, _ path: String) throws {
         guard (200..<300).contains(status) else {
-            throw HypervisorError("\(path) answered \(status): \(String(decoding: data.prefix(500), as: UTF8.self))")
+            throw HypervisorError("\(path) answered \(status): \(String(buffer: body.getSlice(at: body.readerIndex, length: min(500, body.readableBytes)) ?? body))")
         }
     }
 }
@@ -83,7 +103,7 @@ public final class RemoteControlPlane: AgentControlPlane, NetworkControlPlane, I
     public func work(host: String, wait: Duration) async throws -> [Assignment] {
         let milliseconds = Self.milliseconds(wait)
         return try await client.call(Self.host(host) + "/work", WorkRequest(waitMilliseconds: milliseconds), as: [Assignment].self,
-                                     timeout: TimeInterval(milliseconds) / 1000 + 30)
+                                     timeout: wait + .seconds(30))
     }
 
     public func report(host: String, instance: String, taskState: String, outcome: TaskOutcome) async throws {
@@ -91,10 +111,14 @@ public final class RemoteControlPlane: AgentControlPlane, NetworkControlPlane, I
     }
 
     public func uploadSnapshot(host: String, instance: String, image: String, file: URL, diskFormat: String) async throws {
-        var request = client.request("PUT", Self.host(host) + "/snapshots/\(instance)/\(image)?disk_format=\(diskFormat)", timeout: 3600)
-        request.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type")
-        let (data, response) = try await client.session.upload(for: request, fromFile: file)
-        try InternalClient.check(response, data, "snapshot upload")
+        var request = client.request(.PUT, Self.host(host) + "/snapshots/\(instance)/\(image)?disk_format=\(diskFormat)")
+        request.headers.add(name: "Content-Type", value: "application/octet-stream")
+        let (status, reply) = try await FileSystem.shared.withFileHandle(forReadingAt: FilePath(file.path)) { handle in
+            request.body = .stream(handle.readChunks(chunkLength: .mebibytes(1)), length: .known(try await handle.info().size))
+            let response = try await outgoingHTTP.execute(request, timeout: .hours(1))
+            return (Int(response.status.code), try await response.body.collect(upTo: 1 << 20))
+        }
+        try InternalClient.check(status, reply, "snapshot upload")
     }
 
     public func instances(host: String) async throws -> [String: InstanceBaseline] {
@@ -124,7 +148,7 @@ public final class RemoteControlPlane: AgentControlPlane, NetworkControlPlane, I
     public func hostNetworkState(host: String, after generation: Int64?, wait: Duration) async throws -> HostNetworkState {
         let milliseconds = Self.milliseconds(wait)
         return try await client.call(Self.host(host) + "/network/state", NetworkStateQuery(after: generation, waitMilliseconds: milliseconds),
-                                     as: HostNetworkState.self, timeout: TimeInterval(milliseconds) / 1000 + 30)
+                                     as: HostNetworkState.self, timeout: wait + .seconds(30))
     }
 
     public func portsWired(host: String, ports: [String]) async throws {
@@ -139,16 +163,25 @@ public final class RemoteControlPlane: AgentControlPlane, NetworkControlPlane, I
     /// checks the md5.
     public func imageFile(_ id: String) async throws -> ImageFile {
         try FileManager.default.createDirectory(at: imageDirectory, withIntermediateDirectories: true)
-        let request = client.request("GET", "/images/\(id)/file", timeout: 3600)
-        let (downloaded, response) = try await client.session.download(for: request)
-        guard let http = response as? HTTPURLResponse, http.statusCode == 200 else {
-            try? FileManager.default.removeItem(at: downloaded)
-            throw HypervisorError("Image \(id) could not be downloaded (status \((response as? HTTPURLResponse)?.statusCode ?? 0)).")
+        let response = try await outgoingHTTP.execute(client.request(.GET, "/images/\(id)/file"), timeout: .hours(1))
+        guard response.status == .ok else {
+            throw HypervisorError("Image \(id) could not be downloaded (status \(response.status.code)).")
         }
         let target = imageDirectory.appendingPathComponent("\(id).\(UUID().uuidString.prefix(8))")
-        try FileManager.default.moveItem(at: downloaded, to: target)
-        return ImageFile(path: target, diskFormat: http.value(forHTTPHeaderField: "X-Image-Disk-Format") ?? "raw",
-                         checksum: http.value(forHTTPHeaderField: "X-Image-Checksum"), disposable: true)
+        do {
+            try await FileSystem.shared.withFileHandle(
+                forWritingAt: FilePath(target.path), options: .newFile(replaceExisting: true)
+            ) { handle in
+                var writer = handle.bufferedWriter(capacity: .mebibytes(1))
+                for try await chunk in response.body { try await writer.write(contentsOf: chunk) }
+                try await writer.flush()
+            }
+        } catch {
+            try? FileManager.default.removeItem(at: target)
+            throw error
+        }
+        return ImageFile(path: target, diskFormat: response.headers.first(name: "X-Image-Disk-Format") ?? "raw",
+                         checksum: response.headers.first(name: "X-Image-Checksum"), disposable: true)
     }
 }
 
@@ -165,10 +198,10 @@ struct RemoteAgentLink: AgentLink {
     }
 
     func attachInterface(_ spec: GuestSpec, nic: GuestNIC) async throws {
-        _ = try await client.call("/interfaces/attach", AttachRequest(spec: spec, nic: nic), timeout: 120)
+        _ = try await client.call("/interfaces/attach", AttachRequest(spec: spec, nic: nic), timeout: .seconds(120))
     }
 
     func detachInterface(_ uuid: String, portID: String) async throws {
-        _ = try await client.call("/interfaces/detach", DetachRequest(uuid: uuid, portID: portID), timeout: 120)
+        _ = try await client.call("/interfaces/detach", DetachRequest(uuid: uuid, portID: portID), timeout: .seconds(120))
     }
 }

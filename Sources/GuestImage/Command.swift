@@ -1,4 +1,5 @@
 import Foundation
+import NimbusCore
 
 /// One run of a host tool: an executable and an argument array, never a shell string, so no path
 /// or package name is ever re-parsed by a shell.
@@ -19,61 +20,32 @@ struct Command: Sendable {
         self.output = output
     }
 
-    /// Runs the tool on a dispatch thread and returns its standard output.
-    ///
-    /// `Process` blocks until exit and some steps take seconds; parking a cooperative-pool thread
-    /// for that long would stall unrelated tasks if the builder runs inside a larger process.
+    /// Runs the tool off the cooperative pool (some steps take seconds) and returns its
+    /// standard output.
     /// - Throws: `GuestImageError.toolMissing` or `.commandFailed` (with the tool's stderr).
     @discardableResult
     func run() async throws -> String {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result { try self.runBlocking() })
-            }
+        do {
+            return try await hostCommand().run()
+        } catch let error as HostCommandError {
+            throw GuestImageError.commandFailed(command: description, status: error.status, standardError: error.standardError)
         }
     }
 
     /// The blocking form, for cleanup steps that run from `defer`, which cannot `await`.
     @discardableResult
     func runBlocking() throws -> String {
-        let process = Process()
-        process.executableURL = try Self.locate(tool)
-        process.arguments = arguments
-        process.currentDirectoryURL = workingDirectory
+        do {
+            return try hostCommand().runBlocking()
+        } catch let error as HostCommandError {
+            throw GuestImageError.commandFailed(command: description, status: error.status, standardError: error.standardError)
+        }
+    }
+
+    func hostCommand() throws -> HostCommand {
         // Parsed output (apt-cache, modprobe) must not change with the operator's locale.
-        process.environment = ProcessInfo.processInfo.environment.merging(["LC_ALL": "C"]) { _, new in new }
-
-        // stdout and stderr go to files, not pipes: a pipe nobody drains while we wait for exit
-        // deadlocks as soon as a tool writes more than the pipe buffer (apt-get's progress, depmod's warnings).
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-command-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: scratch) }
-        let stdoutURL = output ?? scratch.appendingPathComponent("stdout")
-        let stderrURL = scratch.appendingPathComponent("stderr")
-        for url in [stdoutURL, stderrURL] {
-            guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
-                throw GuestImageError.unexpected("cannot create \(url.path)")
-            }
-        }
-        let stdoutHandle = try FileHandle(forWritingTo: stdoutURL)
-        let stderrHandle = try FileHandle(forWritingTo: stderrURL)
-        defer {
-            try? stdoutHandle.close()
-            try? stderrHandle.close()
-        }
-        process.standardOutput = stdoutHandle
-        process.standardError = stderrHandle
-        process.standardInput = try input.map { try FileHandle(forReadingFrom: $0) } ?? FileHandle.nullDevice
-
-        try process.run()
-        process.waitUntilExit()
-
-        let standardError = String(decoding: (try? Data(contentsOf: stderrURL)) ?? Data(), as: UTF8.self)
-        guard process.terminationReason == .exit, process.terminationStatus == 0 else {
-            throw GuestImageError.commandFailed(command: description, status: process.terminationStatus, standardError: standardError)
-        }
-        if output != nil { return "" }
-        return String(decoding: try Data(contentsOf: stdoutURL), as: UTF8.self)
+        HostCommand([try Self.locate(tool).path] + arguments, input: input.map { .file($0.path) } ?? .none,
+                    outputFile: output?.path, workingDirectory: workingDirectory?.path, environment: ["LC_ALL": "C"])
     }
 
     /// `tool arg…` for error messages and logs only; it is never executed as a string.

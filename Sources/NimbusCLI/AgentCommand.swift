@@ -2,6 +2,7 @@ import ArgumentParser
 import Cloud
 import Foundation
 import Logging
+import NimbusCore
 
 /// `nimbus agent`: a compute host in its own process, driven by a control plane over HTTP.
 struct AgentCommand: AsyncParsableCommand {
@@ -50,6 +51,11 @@ struct AgentCommand: AsyncParsableCommand {
     var logLevel: Logger.Level = .info
 
     func run() async throws {
+        // glibc raises its mmap threshold after the first large free, so from then on the
+        // agent's 1 MiB transfer buffers (image downloads, checksums) come from per-thread heaps
+        // and stay there after use. A fixed threshold keeps them mmapped and returned on free.
+        _ = GlibcExtras.mallopt?(GlibcExtras.mallocMmapThreshold, 128 << 10)
+        _ = GlibcExtras.mallopt?(GlibcExtras.mallocArenaMax, 2)
         let logger = makeLogger(logLevel)
         let state = URL(fileURLWithPath: stateDir).standardizedFileURL
         try FileManager.default.createDirectory(at: state, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])

@@ -4,9 +4,9 @@ import Cloud
 import Foundation
 import Hypervisor
 import Logging
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
 
 /// `nimbus bench`: load generators that need more requests per second than a Python client
 /// can send. `scripts/bench.py` starts the cloud and calls these.
@@ -45,9 +45,6 @@ struct BootDelete: AsyncParsableCommand {
     var keep = false
 
     func run() async throws {
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.httpMaximumConnectionsPerHost = concurrency * 2
-        let session = URLSession(configuration: configuration)
         let counter = Counter(total: servers)
         let started = Date()
         let results = try await withThrowingTaskGroup(of: [Double].self) { group in
@@ -55,7 +52,7 @@ struct BootDelete: AsyncParsableCommand {
                 group.addTask {
                     var latencies: [Double] = []
                     while let index = await counter.next() {
-                        latencies.append(try await bootAndDelete(index, session))
+                        latencies.append(try await bootAndDelete(index))
                     }
                     return latencies
                 }
@@ -77,16 +74,16 @@ struct BootDelete: AsyncParsableCommand {
     }
 
     /// - Returns: seconds from the create request to the server being ACTIVE.
-    func bootAndDelete(_ index: Int, _ session: URLSession) async throws -> Double {
+    func bootAndDelete(_ index: Int) async throws -> Double {
         let body: [String: Any] = ["server": ["name": "bench-\(index)", "imageRef": image, "flavorRef": flavor, "networks": "none"]]
         let started = Date()
         let deadline = Date().addingTimeInterval(120)
-        let (created, status) = try await send("POST", "/servers", body: body, session)
+        let (created, status) = try await send("POST", "/servers", body: body)
         guard status == 202, let id = ((created?["server"] as? [String: Any])?["id"]) as? String else {
             throw ValidationError("create failed with \(status): \(String(describing: created))")
         }
         while true {
-            let (shown, code) = try await send("GET", "/servers/\(id)", body: nil, session)
+            let (shown, code) = try await send("GET", "/servers/\(id)", body: nil)
             let state = (shown?["server"] as? [String: Any])?["status"] as? String
             if state == "ACTIVE" { break }
             if (state != "BUILD" && state != nil) || code != 200 { throw ValidationError("server \(id) went \(state ?? "?") (\(code))") }
@@ -95,16 +92,16 @@ struct BootDelete: AsyncParsableCommand {
         }
         let active = Date().timeIntervalSince(started)
         if keep { return active }
-        _ = try await send("DELETE", "/servers/\(id)", body: nil, session)
-        while try await send("GET", "/servers/\(id)", body: nil, session).1 != 404 {
+        _ = try await send("DELETE", "/servers/\(id)", body: nil)
+        while try await send("GET", "/servers/\(id)", body: nil).1 != 404 {
             if Date() > deadline.addingTimeInterval(120) { throw ValidationError("server \(id) not gone within 120 s of its delete") }
             try await Task.sleep(for: .milliseconds(pollMs))
         }
         return active
     }
 
-    func send(_ method: String, _ path: String, body: [String: Any]?, _ session: URLSession) async throws -> ([String: Any]?, Int) {
-        try await sendJSON(method, endpoint + path, token: token, body: body, headers: ["OpenStack-API-Version": "compute 2.79"], session)
+    func send(_ method: String, _ path: String, body: [String: Any]?) async throws -> ([String: Any]?, Int) {
+        try await sendJSON(method, endpoint + path, token: token, body: body, headers: ["OpenStack-API-Version": "compute 2.79"])
     }
 }
 
@@ -199,9 +196,6 @@ struct PortFill: AsyncParsableCommand {
     var limit: Int?
 
     func run() async throws {
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.httpMaximumConnectionsPerHost = concurrency * 2
-        let session = URLSession(configuration: configuration)
         let counter = Counter(total: limit ?? Int.max)
         let started = Date()
         let outcome = try await withThrowingTaskGroup(of: ([String], Int, Int).self) { group in
@@ -209,7 +203,7 @@ struct PortFill: AsyncParsableCommand {
                 group.addTask {
                     var addresses: [String] = [], exhausted = 0, errors = 0
                     while await counter.next() != nil {
-                        let (body, status) = try await send("POST", "/v2.0/ports", body: ["port": ["network_id": network]], session)
+                        let (body, status) = try await send("POST", "/v2.0/ports", body: ["port": ["network_id": network]])
                         if status == 201, let port = body?["port"] as? [String: Any],
                            let ips = port["fixed_ips"] as? [[String: Any]], let ip = ips.first?["ip_address"] as? String {
                             addresses.append(ip)
@@ -241,22 +235,19 @@ struct PortFill: AsyncParsableCommand {
         print(String(decoding: data, as: UTF8.self))
     }
 
-    func send(_ method: String, _ path: String, body: [String: Any]?, _ session: URLSession) async throws -> ([String: Any]?, Int) {
-        try await sendJSON(method, endpoint + path, token: token, body: body, session)
+    func send(_ method: String, _ path: String, body: [String: Any]?) async throws -> ([String: Any]?, Int) {
+        try await sendJSON(method, endpoint + path, token: token, body: body)
     }
 }
 
 /// One JSON request of a load generator. - Returns: the decoded object body (nil if none) and the status.
-func sendJSON(_ method: String, _ url: String, token: String, body: [String: Any]?, headers: [String: String] = [:],
-              _ session: URLSession) async throws -> ([String: Any]?, Int) {
-    var request = URLRequest(url: URL(string: url)!)
-    request.httpMethod = method
-    request.setValue(token, forHTTPHeaderField: "X-Auth-Token")
-    for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+func sendJSON(_ method: String, _ url: String, token: String, body: [String: Any]?, headers: [String: String] = [:]) async throws -> ([String: Any]?, Int) {
+    var fields = [("X-Auth-Token", token)] + headers.map { ($0.key, $0.value) }
+    var payload: ByteBuffer?
     if let body {
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.httpBody = try JSONSerialization.data(withJSONObject: body)
+        fields.append(("Content-Type", "application/json"))
+        payload = ByteBuffer(data: try JSONSerialization.data(withJSONObject: body))
     }
-    let (data, response) = try await session.data(for: request)
-    return ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any], (response as? HTTPURLResponse)?.statusCode ?? 0)
+    let (status, reply) = try await exchange(HTTPMethod(rawValue: method), url, headers: fields, body: payload)
+    return ((try? JSONSerialization.jsonObject(with: Data(buffer: reply))) as? [String: Any], status)
 }

@@ -2,7 +2,9 @@ import Testing
 
 @testable import Agent
 @testable import Compute
-import Hypervisor
+@testable import Hypervisor
+import Foundation
+import Logging
 
 /// Compute's pure pieces: hostnames from display names, server status, microversion negotiation.
 @Suite struct ComputeUnitTests {
@@ -89,5 +91,48 @@ import Hypervisor
         #expect(ContinuousClock.now - started < .seconds(5))
         let value = try await ComputeAgent.withDeadline(.seconds(5), what: "spawn") { 7 }
         #expect(value == 7)
+    }
+}
+
+/// A running guest's console is capped in place: QEMU keeps appending to the same open file.
+@Suite struct ConsoleCapTests {
+    struct NoImages: ImageSource {
+        func imageFile(_ id: String) async throws -> ImageFile { throw HypervisorError("no images here") }
+    }
+
+    @Test func capKeepsTheTailAndQEMUsAppendsLand() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("console-cap-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var configuration = QEMUDriver.Configuration(directory: directory)
+        configuration.consoleLimit = 64 << 10
+        let driver = QEMUDriver(configuration: configuration, images: NoImages(), logger: Logger(label: "test"))
+        let uuid = UUID().uuidString.lowercased()
+        let log = await driver.consoleLog(uuid)
+        try FileManager.default.createDirectory(at: log.deletingLastPathComponent(), withIntermediateDirectories: true)
+        // Opened as QEMU's file chardev opens it with append=on.
+        let writer = open(log.path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        #expect(writer >= 0)
+        defer { close(writer) }
+        var written = ""
+        for line in 0..<20000 { written += "line \(line)\n" }
+        _ = written.withCString { write(writer, $0, strlen($0)) }
+        let before = try Data(contentsOf: log).count
+        #expect(before > 64 << 10)
+
+        await driver.capRunningConsole(uuid)
+        let capped = try Data(contentsOf: log)
+        #expect(capped.count <= 64 << 10)
+        #expect(capped.count >= 32 << 10 - 4096)
+        #expect(String(decoding: capped, as: UTF8.self).hasSuffix("line 19999\n"))
+        #expect(!String(decoding: capped, as: UTF8.self).contains("line 0\n"))
+
+        _ = "after the cap\n".withCString { write(writer, $0, strlen($0)) }
+        let after = try Data(contentsOf: log)
+        #expect(after.count == capped.count + 14)
+        #expect(String(decoding: after, as: UTF8.self).hasSuffix("line 19999\nafter the cap\n"))
+
+        // Under the limit nothing changes.
+        await driver.capRunningConsole(uuid)
+        #expect(try Data(contentsOf: log) == after)
     }
 }

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Logging
+import NimbusCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -54,6 +55,8 @@ public actor QEMUDriver: HypervisorDriver {
     let images: any ImageSource
     let logger: Logger
     private var accelerator: String?
+    /// QEMU processes started here and not yet reaped (a restarted agent adopts QEMUs it did not start).
+    private var launched: Set<pid_t> = []
 
     public init(configuration: Configuration, images: any ImageSource, logger: Logger) {
         self.configuration = configuration
@@ -115,20 +118,18 @@ public actor QEMUDriver: HypervisorDriver {
         try? FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
         let log = scratch.appendingPathComponent("stderr")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let process = Process()
-        process.executableURL = qemu
         // The same CPU model guests get: nested KVM often fails exactly there ("failed to set MSR").
-        process.arguments = ["-accel", "kvm", "-cpu", "host", "-M", "q35", "-m", "64", "-nodefaults", "-display", "none", "-no-reboot"]
-        guard let handle = try? FileHandle(forWritingTo: log) else { return false }
-        process.standardError = handle
-        process.standardOutput = handle
-        guard (try? process.run()) != nil else { return false }
+        guard let pid = try? HostCommand.start(
+            [qemu, "-accel", "kvm", "-cpu", "host", "-M", "q35", "-m", "64", "-nodefaults", "-display", "none", "-no-reboot"],
+            log: log.path) else { return false }
         // Broken nested KVM fails at once (CPU setup); a guest still running after a moment is fine.
         try? await Task.sleep(for: .milliseconds(500))
-        let running = process.isRunning
-        if running { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        let running = HostCommand.exitStatus(of: pid) == nil
+        if running {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        }
         let output = String(decoding: (try? Data(contentsOf: log)) ?? Data(), as: UTF8.self)
         return running && !output.contains("KVM internal error") && !output.contains("failed to initialize")
     }
@@ -136,12 +137,25 @@ public actor QEMUDriver: HypervisorDriver {
     // MARK: - What runs here
 
     public func guests() async throws -> [String: GuestPower] {
+        // QEMUs this driver started are its children until they exit: reap the ones that did.
+        for pid in launched { _ = reapLaunched(pid) }
         let names = (try? FileManager.default.contentsOfDirectory(atPath: instancesDirectory.path)) ?? []
         var out: [String: GuestPower] = [:]
         for uuid in names where FileManager.default.fileExists(atPath: specFile(uuid).path) {
-            out[uuid] = await power(uuid)
+            let power = await power(uuid)
+            out[uuid] = power
+            // The agent takes this inventory every few seconds: the moment to cap a running
+            // guest's console, which QEMU appends to for as long as it runs.
+            if power != .shutdown { capRunningConsole(uuid) }
         }
         return out
+    }
+
+    /// Whether a QEMU this driver started has exited (and is reaped now).
+    func reapLaunched(_ pid: pid_t) -> Bool {
+        guard HostCommand.exitStatus(of: pid) != nil else { return false }
+        launched.remove(pid)
+        return true
     }
 
     /// The running QEMU of a guest, if any: the pid file's process, checked to be QEMU for this
@@ -414,37 +428,25 @@ public actor QEMUDriver: HypervisorDriver {
         return args
     }
 
-    /// Starts QEMU and returns once it answers on QMP. QEMU is not daemonized: Foundation's
-    /// `Process` notices a child's exit through a descriptor the child inherits, which a
-    /// daemonized grandchild would keep open forever. A child still outlives the agent (it is
-    /// re-parented), and is found again through its pid file.
+    /// Starts QEMU and returns once it answers on QMP. QEMU is not daemonized, so a start-up
+    /// failure is its exit with a message; it runs in a session of its own, outlives the agent
+    /// (re-parented), and is found again through its pid file.
     func launch(_ spec: GuestSpec, incoming: URL? = nil) async throws {
         trimConsole(spec.uuid)
         try? FileManager.default.removeItem(at: qmpSocket(spec.uuid))
         try? FileManager.default.removeItem(at: pidFile(spec.uuid))
         let accelerator = try await chosenAccelerator()
         let log = folder(spec.uuid).appendingPathComponent("qemu.log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let output = try FileHandle(forWritingTo: log)
-        defer { try? output.close() }
-        let process = Process()
+        try? FileManager.default.removeItem(at: log)
         let qemu = try HostProcess.locate("qemu-system-x86_64")
-        if let namespace = configuration.namespace {
-            // `ip netns exec` execs QEMU in place: the pid stays QEMU's.
-            process.executableURL = try HostProcess.locate("ip")
-            process.arguments = ["netns", "exec", namespace, qemu.path] + arguments(spec, accelerator: accelerator, incoming: incoming)
-        } else {
-            process.executableURL = qemu
-            process.arguments = arguments(spec, accelerator: accelerator, incoming: incoming)
-        }
-        process.environment = ["PATH": "/usr/bin:/bin", "LC_ALL": "C"]
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        var command = [qemu] + arguments(spec, accelerator: accelerator, incoming: incoming)
+        // `ip netns exec` execs QEMU in place: the pid stays QEMU's.
+        if let namespace = configuration.namespace { command = [try HostProcess.locate("ip"), "netns", "exec", namespace] + command }
+        let pid = try HostCommand.start(command, log: log.path, environment: ["LC_ALL": "C"])
+        launched.insert(pid)
         // Start-up errors (bad arguments, no memory) end the process with QEMU's message.
         for _ in 0..<600 {
-            if !process.isRunning {
+            if reapLaunched(pid) {
                 let message = String(decoding: (try? Data(contentsOf: log)) ?? Data(), as: UTF8.self)
                     .trimmingCharacters(in: .whitespacesAndNewlines)
                 throw HypervisorError("QEMU failed to start instance \(spec.uuid): \(message)")
@@ -452,7 +454,7 @@ public actor QEMUDriver: HypervisorDriver {
             if runningPID(spec.uuid) != nil, (try? await QMP.execute(qmpSocket(spec.uuid), "query-status")) != nil { return }
             try await Task.sleep(for: .milliseconds(50))
         }
-        kill(process.processIdentifier, SIGKILL)
+        kill(pid, SIGKILL)
         throw HypervisorError("QEMU did not answer on QMP within 30 s for instance \(spec.uuid).")
     }
 
@@ -462,6 +464,28 @@ public actor QEMUDriver: HypervisorDriver {
         guard let size = (try? FileManager.default.attributesOfItem(atPath: log.path))?[.size] as? Int, size > configuration.consoleLimit,
               let data = try? Data(contentsOf: log) else { return }
         try? data.suffix(configuration.consoleLimit / 2).write(to: log)
+    }
+
+    /// Drops the oldest part of a running guest's console log in place once it passes the limit.
+    /// QEMU holds the file open for appending, so the file must stay the same inode: the head
+    /// is cut with FALLOC_FL_COLLAPSE_RANGE (atomic against QEMU's appends; whole blocks only),
+    /// or, where the file system cannot, the tail is copied to the front and the file shortened.
+    func capRunningConsole(_ uuid: String) {
+        let path = consoleLog(uuid).path
+        var info = stat()
+        guard stat(path, &info) == 0, Int(info.st_size) > configuration.consoleLimit else { return }
+        let descriptor = open(path, O_RDWR | O_CLOEXEC)
+        guard descriptor >= 0 else { return }
+        defer { close(descriptor) }
+        let blockSize = 4096
+        let drop = (Int(info.st_size) - configuration.consoleLimit / 2) / blockSize * blockSize
+        if drop > 0, let fallocate = GlibcExtras.fallocate,
+           fallocate(descriptor, GlibcExtras.fallocateCollapseRange, 0, off_t(drop)) == 0 { return }
+        let keep = configuration.consoleLimit / 2
+        var tail = [UInt8](repeating: 0, count: keep)
+        let read = pread(descriptor, &tail, keep, off_t(Int(info.st_size) - keep))
+        guard read > 0, ftruncate(descriptor, 0) == 0 else { return }
+        _ = pwrite(descriptor, tail, read, 0)
     }
 
     func terminate(_ pid: pid_t) async {
