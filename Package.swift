@@ -28,8 +28,9 @@ let package = Package(
         .target(name: "NimbusCore", dependencies: [
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
+        .target(name: "CSQLiteTuning"),
         .target(name: "Store", dependencies: [
-            "NimbusCore",
+            "NimbusCore", "CSQLiteTuning",
             .product(name: "SQLKit", package: "sql-kit"),
             .product(name: "SQLiteKit", package: "sqlite-kit"),
             .product(name: "PostgresKit", package: "postgres-kit"),

@@ -48,7 +48,9 @@ public final class Database: Sendable {
         }
         var path = String(url.dropFirst("sqlite:".count))
         if path.hasPrefix("//") { path.removeFirst(2) }
-        let pool = try DirectSQLitePool(path: path, maxIdle: max(maxConnections, 1) * System.coreCount)
+        // Requests hold a connection across awaits, so more are in use at once than there are
+        // cores; a connection closed on return takes its prepared statements with it.
+        let pool = try DirectSQLitePool(path: path, maxIdle: max(maxConnections, 1) * 8)
         return Database(engine: .sqlite, pool: .sqlite(pool), logger: logger)
     }
 
