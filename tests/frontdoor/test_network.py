@@ -109,6 +109,12 @@ def test_neutron_errors_and_isolation(cloud):
         assert r.status_code == status, (body, r.status_code, r.text)
         assert "NeutronError" in r.json()
     assert neutron(c, token, "GET", f"/subnets?network_id={net['id']}").json()["subnets"] == []
+    # Filters on anything but a resource attribute are refused, also when nothing would match.
+    for path in [f"/networks?bogus=1", f"/subnets?network_id={net['id']}&pvlan=true", "/floatingips?colour=red"]:
+        r = neutron(c, token, "GET", path)
+        assert r.status_code == 400 and r.json()["NeutronError"]["type"] == "HTTPBadRequest", (path, r.text)
+        assert "is invalid attribute for filtering" in r.json()["NeutronError"]["message"], r.text
+    assert neutron(c, token, "GET", "/networks?router:external=True&fields=id").status_code == 200
     sub = neutron(c, token, "POST", "/subnets", json={"subnet": {
         "network_id": net["id"], "cidr": "10.88.0.0/24", "ip_version": 4}}).json()["subnet"]
     r = neutron(c, token, "POST", "/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.88.0.128/25", "ip_version": 4}})

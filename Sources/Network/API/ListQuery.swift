@@ -42,6 +42,17 @@ struct ListQuery: Sendable {
         pageReverse = ["true", "True", "1"].contains(request.query("page_reverse") ?? "")
     }
 
+    /// Neutron's filter validation: a filter on anything but an attribute of the resource is a 400
+    /// ("[name] is invalid attribute for filtering"), and nothing is listed.
+    func validateFilters(allowed: Set<String>) throws {
+        for key in filters.keys.sorted() where !allowed.contains(key) && !Self.alwaysFilterable.contains(key) {
+            throw NimbusError.neutron(.badRequest, "HTTPBadRequest", "[\(key)] is invalid attribute for filtering")
+        }
+    }
+
+    /// Filters every collection takes besides its attributes (`changed_since`: standard-attr-timestamp).
+    static let alwaysFilterable: Set<String> = ["tenant_id", "project_id", "changed_since"]
+
     /// Whether a view matches every filter; attributes the view lacks are ignored (except `fixed_ips`,
     /// which port listing filters itself).
     func matches(_ view: [String: JSONValue]) -> Bool {

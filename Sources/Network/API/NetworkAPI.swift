@@ -54,6 +54,50 @@ public enum NetworkAPI {
                    update: { try await $0.updateFloatingIP($1, $2, caller: $3) }, delete: { try await $0.deleteFloatingIP($1, caller: $2) }),
     ]
 
+    /// The attributes each collection can be filtered on: those of its views (Neutron validates
+    /// filters against the resource's attributes and answers 400 for any other).
+    static let filterable: [String: Set<String>] = [
+        "networks": [
+            "admin_state_up", "availability_zone_hints", "availability_zones", "created_at", "description", "id",
+            "ipv4_address_scope", "ipv6_address_scope", "is_default", "l2_adjacency", "mtu", "name",
+            "port_security_enabled", "project_id", "provider:network_type", "provider:physical_network",
+            "provider:segmentation_id", "revision_number", "router:external", "shared", "status", "subnets", "tags",
+            "tenant_id", "updated_at"
+        ],
+        "subnets": [
+            "allocation_pools", "cidr", "created_at", "description", "dns_nameservers", "dns_publish_fixed_ip",
+            "enable_dhcp", "gateway_ip", "host_routes", "id", "ip_version", "ipv6_address_mode", "ipv6_ra_mode", "name",
+            "network_id", "project_id", "revision_number", "segment_id", "service_types", "subnetpool_id", "tags",
+            "tenant_id", "updated_at"
+        ],
+        "ports": [
+            "admin_state_up", "allowed_address_pairs", "binding:host_id", "binding:profile", "binding:vif_details",
+            "binding:vif_type", "binding:vnic_type", "created_at", "description", "device_id", "device_owner",
+            "dns_name", "extra_dhcp_opts", "fixed_ips", "id", "mac_address", "name", "network_id",
+            "port_security_enabled", "project_id", "revision_number", "security_groups", "status", "tags", "tenant_id",
+            "updated_at"
+        ],
+        "security-groups": [
+            "created_at", "description", "id", "name", "project_id", "revision_number", "security_group_rules",
+            "shared", "stateful", "tags", "tenant_id", "updated_at"
+        ],
+        "security-group-rules": [
+            "created_at", "description", "direction", "ethertype", "id", "normalized_cidr", "port_range_max",
+            "port_range_min", "project_id", "protocol", "remote_address_group_id", "remote_group_id",
+            "remote_ip_prefix", "revision_number", "security_group_id", "tenant_id", "updated_at"
+        ],
+        "routers": [
+            "admin_state_up", "availability_zone_hints", "availability_zones", "created_at", "description",
+            "distributed", "external_gateway_info", "flavor_id", "ha", "id", "name", "project_id", "revision_number",
+            "routes", "status", "tags", "tenant_id", "updated_at"
+        ],
+        "floatingips": [
+            "created_at", "description", "fixed_ip_address", "floating_ip_address", "floating_network_id", "id",
+            "port_forwardings", "port_id", "project_id", "qos_policy_id", "revision_number", "router_id", "status",
+            "tags", "tenant_id", "updated_at"
+        ],
+    ]
+
     public static func routes(_ service: NetworkService, publicURL: String) -> ServiceRoutes {
         var routes = ServiceRoutes(prefix: prefix, faultStyle: .neutron)
         let base = publicURL + prefix + "/v2.0"
@@ -76,6 +120,7 @@ public enum NetworkAPI {
         routes.get(path) { request, context in
             try await run {
                 let query = try ListQuery(request)
+                try query.validateFilters(allowed: filterable[collection.path] ?? [])
                 let views = try await collection.list(service, try context.caller(), request)
                 return .json(query.apply(views, collection: collection.plural, baseURL: base + "/" + collection.path))
             }
