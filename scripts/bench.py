@@ -310,9 +310,11 @@ def bench_qemu(work, boots=5, crowd=10):
         print(f"qemu: skipped (no guest in {guest}; run nimbus guest-image build --out {guest})")
         return
     state = os.path.join(work, "qemu")
+    # No dataplane: these guests have no networks, and the seeded networks would be wired into
+    # this machine's own namespace (and outlive the benchmark's state dir).
     server = Server(state, free_port(), ["--driver", "qemu", "--accel", "tcg", "--guest-dir", guest,
                                          "--shutdown-timeout", "5", "--max-concurrent-spawns", "2",
-                                         "--cpu-allocation-ratio", "8"]).start()
+                                         "--cpu-allocation-ratio", "8", "--no-dataplane"]).start()
     try:
         token = server.token()
         wait_hosts(server, token, 1)

@@ -153,7 +153,8 @@ public actor QEMUDriver: HypervisorDriver {
 
     /// Whether a QEMU this driver started has exited (and is reaped now).
     func reapLaunched(_ pid: pid_t) -> Bool {
-        guard HostCommand.exitStatus(of: pid) != nil else { return false }
+        // Only this driver's children: waitpid on a re-adopted QEMU would say "no such child".
+        guard launched.contains(pid), HostCommand.exitStatus(of: pid) != nil else { return false }
         launched.remove(pid)
         return true
     }
@@ -491,11 +492,16 @@ public actor QEMUDriver: HypervisorDriver {
     func terminate(_ pid: pid_t) async {
         kill(pid, SIGTERM)
         for _ in 0..<50 {
-            if kill(pid, 0) != 0 { return }
+            if gone(pid) { return }
             try? await Task.sleep(for: .milliseconds(100))
         }
         kill(pid, SIGKILL)
-        for _ in 0..<50 where kill(pid, 0) == 0 { try? await Task.sleep(for: .milliseconds(100)) }
+        for _ in 0..<50 where !gone(pid) { try? await Task.sleep(for: .milliseconds(100)) }
+    }
+
+    /// A QEMU started here stays a zombie, which signal 0 still reaches, until it is reaped.
+    func gone(_ pid: pid_t) -> Bool {
+        reapLaunched(pid) || kill(pid, 0) != 0
     }
 
     public func destroy(_ uuid: String) async throws {
