@@ -84,9 +84,7 @@ public final class RemoteControlPlane: AgentControlPlane, NetworkControlPlane, I
         self.imageDirectory = imageDirectory
     }
 
-    static func milliseconds(_ duration: Duration) -> Int {
-        Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
-    }
+    static func milliseconds(_ duration: Duration) -> Int { Int(duration.nanoseconds / 1_000_000) }
 
     static func host(_ name: String) -> String {
         "/hosts/" + (name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? name)

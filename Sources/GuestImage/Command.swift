@@ -53,14 +53,10 @@ struct Command: Sendable {
 
     /// Finds a tool on PATH and in the sbin directories, which a non-login root shell may lack.
     static func locate(_ tool: String) throws -> URL {
-        if tool.contains("/") { return URL(fileURLWithPath: tool) }
-        let path = ProcessInfo.processInfo.environment["PATH"]?.split(separator: ":").map(String.init) ?? []
-        let fallback = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-        for directory in path + fallback {
-            let candidate = URL(fileURLWithPath: directory).appendingPathComponent(tool)
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        guard let path = HostCommand.locate(tool) else {
+            throw GuestImageError.toolMissing(tool: tool, package: debianPackage[tool] ?? tool)
         }
-        throw GuestImageError.toolMissing(tool: tool, package: debianPackage[tool] ?? tool)
+        return URL(fileURLWithPath: path)
     }
 
     /// Which Debian package provides each tool the builder runs (see scripts/guest-deps.txt).

@@ -119,7 +119,7 @@ import Logging
         let before = try Data(contentsOf: log).count
         #expect(before > 64 << 10)
 
-        await driver.capRunningConsole(uuid)
+        await driver.capConsole(uuid)
         let capped = try Data(contentsOf: log)
         #expect(capped.count <= 64 << 10)
         #expect(capped.count >= 32 << 10 - 4096)
@@ -132,7 +132,7 @@ import Logging
         #expect(String(decoding: after, as: UTF8.self).hasSuffix("line 19999\nafter the cap\n"))
 
         // Under the limit nothing changes.
-        await driver.capRunningConsole(uuid)
+        await driver.capConsole(uuid)
         #expect(try Data(contentsOf: log) == after)
     }
 }

@@ -146,7 +146,7 @@ public actor QEMUDriver: HypervisorDriver {
             out[uuid] = power
             // The agent takes this inventory every few seconds: the moment to cap a running
             // guest's console, which QEMU appends to for as long as it runs.
-            if power != .shutdown { capRunningConsole(uuid) }
+            if power != .shutdown { capConsole(uuid) }
         }
         return out
     }
@@ -433,7 +433,7 @@ public actor QEMUDriver: HypervisorDriver {
     /// failure is its exit with a message; it runs in a session of its own, outlives the agent
     /// (re-parented), and is found again through its pid file.
     func launch(_ spec: GuestSpec, incoming: URL? = nil) async throws {
-        trimConsole(spec.uuid)
+        capConsole(spec.uuid)
         try? FileManager.default.removeItem(at: qmpSocket(spec.uuid))
         try? FileManager.default.removeItem(at: pidFile(spec.uuid))
         let accelerator = try await chosenAccelerator()
@@ -459,19 +459,12 @@ public actor QEMUDriver: HypervisorDriver {
         throw HypervisorError("QEMU did not answer on QMP within 30 s for instance \(spec.uuid).")
     }
 
-    /// Keeps the console log under its limit across restarts by dropping the oldest half.
-    func trimConsole(_ uuid: String) {
-        let log = consoleLog(uuid)
-        guard let size = (try? FileManager.default.attributesOfItem(atPath: log.path))?[.size] as? Int, size > configuration.consoleLimit,
-              let data = try? Data(contentsOf: log) else { return }
-        try? data.suffix(configuration.consoleLimit / 2).write(to: log)
-    }
-
-    /// Drops the oldest part of a running guest's console log in place once it passes the limit.
-    /// QEMU holds the file open for appending, so the file must stay the same inode: the head
+    /// Drops the oldest part of a guest's console log in place once it passes the limit, before a
+    /// start and while QEMU runs. QEMU holds the file open for appending, so the file must stay
+    /// the same inode: the head
     /// is cut with FALLOC_FL_COLLAPSE_RANGE (atomic against QEMU's appends; whole blocks only),
     /// or, where the file system cannot, the tail is copied to the front and the file shortened.
-    func capRunningConsole(_ uuid: String) {
+    func capConsole(_ uuid: String) {
         let path = consoleLog(uuid).path
         var info = stat()
         guard stat(path, &info) == 0, Int(info.st_size) > configuration.consoleLimit else { return }
