@@ -595,6 +595,30 @@ def test_concurrent_uploads_one_wins(cloud, admin_g):
     assert r.status_code == 200 and r.content == winner, "stored bytes are not the winner's"
 
 
+def test_expect_100_continue_upload(cloud, admin_g):
+    """curl sends `Expect: 100-continue` for bodies over 1 MiB and waits for the interim
+    response before sending; the server must answer it before any body byte arrives."""
+    import socket
+    from urllib.parse import urlsplit
+    iid = admin_g.create(name=cloud.name("expect"))["id"]
+    body = os.urandom(2 * MiB)
+    url = urlsplit(f"{cloud.base_url}/image/v2/images/{iid}/file")
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall((f"PUT {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\nX-Auth-Token: {admin_g.token}\r\n"
+                      f"Content-Type: application/octet-stream\r\nContent-Length: {len(body)}\r\n"
+                      "Expect: 100-continue\r\n\r\n").encode())
+        interim = sock.recv(4096)
+        assert interim.startswith(b"HTTP/1.1 100 Continue\r\n"), interim[:200]
+        sock.sendall(body)
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            reply += sock.recv(4096)
+        assert reply.startswith(b"HTTP/1.1 204"), reply[:300]
+    shown = admin_g.show(iid)
+    assert (shown["status"], shown["size"], shown["checksum"], shown["os_hash_value"]) == \
+        ("active", len(body), md5(body), sha512(body))
+
+
 def test_errors_carry_request_id(cloud, admin_g, image_url):
     for method, path, hdrs in (("GET", "/v2/images/does-not-exist", admin_g.h()),
                                ("GET", "/v2/images", {}),

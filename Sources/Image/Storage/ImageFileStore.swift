@@ -36,33 +36,37 @@ public struct ImageFileStore: Sendable {
         _ chunks: Chunks, to destination: String, limit: Int64
     ) async throws -> Written where Chunks.Element == ByteBuffer {
         let temporary = root.appendingPathComponent("tmp/\(Identifier.uuid())").path
-        var md5 = Insecure.MD5()
-        var sha512 = SHA512()
+        let md5 = DigestStream(.md5)
+        let sha512 = DigestStream(.sha512)
         var inspector = DiskFormatInspector()
+        // MD5 and SHA-512 each cost more than the copy itself. Each batch of 1 MiB is hashed on two
+        // queues of its own while this task inspects and writes it and gathers the next one; a
+        // batch's hashes are awaited only when the next batch is ready. Not on the cooperative pool:
+        // it has one thread per core, and two hashing jobs there leave this task none to resume on.
+        let md5Queue = DispatchQueue(label: "nimbus.image.md5"), sha512Queue = DispatchQueue(label: "nimbus.image.sha512")
+        var hashing: DispatchGroup?
+        func awaitHashes() async {
+            guard let group = hashing else { return }
+            await withCheckedContinuation { done in group.notify(queue: md5Queue) { done.resume() } }
+            hashing = nil
+        }
         do {
             try await FileSystem.shared.withFileHandle(forWritingAt: FilePath(temporary), options: .newFile(replaceExisting: true)) { handle in
                 try await handle.withBufferedWriter(capacity: .mebibytes(1)) { writer in
-                    // SHA-512 and MD5 each cost about as much as the copy itself; batches of about
-                    // 1 MiB are hashed with SHA-512 on another core while this task does MD5,
-                    // inspection and the write.
                     var batch: [ByteBuffer] = []
                     var batchBytes = 0
                     func flush() async throws {
                         guard !batch.isEmpty else { return }
+                        await awaitHashes()
                         let pending = batch
-                        // The hasher is a value type; only the child task touches this copy until it returns it.
-                        nonisolated(unsafe) let snapshot = sha512
-                        async let digest: SHA512 = {
-                            var hasher = snapshot
-                            for buffer in pending { buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) } }
-                            return hasher
-                        }()
+                        let group = DispatchGroup()
+                        md5Queue.async(group: group) { for buffer in pending { buffer.withUnsafeReadableBytes { md5.update($0) } } }
+                        sha512Queue.async(group: group) { for buffer in pending { buffer.withUnsafeReadableBytes { sha512.update($0) } } }
+                        hashing = group
                         for buffer in pending {
-                            buffer.withUnsafeReadableBytes { md5.update(bufferPointer: $0) }
                             inspector.feed(buffer.readableBytesView)
                             try await writer.write(contentsOf: buffer)
                         }
-                        sha512 = await digest
                         batch.removeAll(keepingCapacity: true)
                         batchBytes = 0
                     }
@@ -82,9 +86,11 @@ public struct ImageFileStore: Sendable {
                 throw NimbusError.internal("cannot move image data into place (errno \(errno))")
             }
         } catch {
+            await awaitHashes()
             unlink(temporary)
             throw error
         }
+        await awaitHashes()
         return Written(size: inspector.totalBytes, md5: Self.hex(md5.finalize()), sha512: Self.hex(sha512.finalize()),
                        inspection: inspector.result())
     }
