@@ -9,7 +9,10 @@ struct DnsmasqConfig: Equatable {
     static let metadataAddress = "169.254.169.254"
 
     init(_ dhcp: DHCPWiring, directory: String) {
-        hostsFile = dhcp.hosts.map { "\($0.mac.lowercased()),\($0.address),\($0.hostname)" }.joined(separator: "\n") + "\n"
+        // dnsmasq reads an IPv6 address in a host line only in brackets.
+        hostsFile = dhcp.hosts.map { host in
+            "\(host.mac.lowercased()),\(host.address.contains(":") ? "[\(host.address)]" : host.address),\(host.hostname)"
+        }.joined(separator: "\n") + "\n"
         var args = ["dnsmasq", "--no-hosts", "--no-resolv", "--strict-order", "--except-interface=lo",
                     "--interface=\(Self.insideInterface)", "--bind-interfaces", "--port=0",
                     "--pid-file=\(directory)/pid", "--dhcp-leasefile=\(directory)/leases",
@@ -34,7 +37,39 @@ struct DnsmasqConfig: Equatable {
                 args.append("--dhcp-option-force=tag:\(tag),option:classless-static-route,\(routes.joined(separator: ","))")
             }
         }
+        args += Self.ipv6Arguments(dhcp.subnets)
         arguments = args
+    }
+
+    /// Router advertisements and DHCPv6 for the IPv6 subnets that ask for them. The subnet's prefix
+    /// is advertised on-link: SLAAC (A flag) for `slaac`, plus DHCPv6 for options (O flag) for
+    /// `dhcpv6-stateless`, or addresses from DHCPv6 static leases (M flag) for `dhcpv6-stateful`.
+    /// Router lifetime 0: this namespace holds no gateway, so it must never become a default route.
+    static func ipv6Arguments(_ subnets: [DHCPSubnet]) -> [String] {
+        var args: [String] = []
+        for (index, subnet) in subnets.enumerated() where subnet.version == 6 {
+            guard let mode = subnet.ipv6Mode, let (prefix, length) = prefixAndLength(subnet.cidr) else { continue }
+            let tag = "subnet\(index)"
+            switch mode {
+            case "slaac": args.append("--dhcp-range=set:\(tag),\(prefix),ra-only,\(length)")
+            case "dhcpv6-stateless": args.append("--dhcp-range=set:\(tag),\(prefix),ra-stateless,\(length)")
+            case "dhcpv6-stateful": args.append("--dhcp-range=set:\(tag),\(prefix),static,\(length),86400s")
+            default: continue
+            }
+            if !subnet.dnsServers.isEmpty, mode != "slaac" {
+                args.append("--dhcp-option=tag:\(tag),option6:dns-server,\(subnet.dnsServers.map { "[\($0)]" }.joined(separator: ","))")
+            }
+        }
+        guard !args.isEmpty else { return [] }
+        return ["--enable-ra", "--ra-param=\(insideInterface),60,0"] + args
+    }
+
+    /// "fd00:1::/64" → ("fd00:1::", 64); nil for anything but an IPv6 CIDR.
+    static func prefixAndLength(_ cidr: String) -> (String, Int)? {
+        let parts = cidr.split(separator: "/")
+        guard parts.count == 2, parts[0].contains(":"), let length = Int(parts[1]), (0...128).contains(length),
+              parts[0].allSatisfy({ $0.isHexDigit || $0 == ":" }) else { return nil }
+        return (String(parts[0]), length)
     }
 
     /// "10.0.0.0/24" → ("10.0.0.0", "255.255.255.0").

@@ -49,26 +49,30 @@ enum FilterRuleset {
         return lines
     }
 
-    /// Frames from a VM must carry its MAC and its addresses (or an allowed pair's); DHCP
-    /// discovery from 0.0.0.0, IPv6 link-local and DAD from :: are the exceptions. A VM may not
-    /// act as a DHCP server or IPv6 router.
+    /// Frames from a VM must carry its MAC with one of its addresses, or an allowed pair's MAC
+    /// with that pair's address (checked as pairs: a pair's address is not allowed from the port's
+    /// own MAC unless the pair says so). DHCP discovery from 0.0.0.0, IPv6 link-local and DAD from
+    /// :: are the exceptions. A VM may not act as a DHCP server or IPv6 router.
     private static func antiSpoofChain(_ port: PortWiring) -> [String] {
-        let macs = unique([port.mac] + port.allowedAddressPairs.map(\.mac)).filter(isSafe).map { $0.lowercased() }
-        let addresses = port.fixedIPs.map(\.address) + port.allowedAddressPairs.map(\.ipAddress)
-        let v4 = unique(addresses.filter { !$0.contains(":") }.filter(isSafe))
-        let v6 = unique(addresses.filter { $0.contains(":") }.filter(isSafe))
+        let own = port.mac.lowercased()
+        let allowed = port.fixedIPs.map { (mac: own, address: $0.address) }
+            + port.allowedAddressPairs.map { (mac: $0.mac.lowercased(), address: $0.ipAddress) }
+        let safe = allowed.filter { isSafe($0.mac) && isSafe($0.address) }
+        let macs = unique([own] + port.allowedAddressPairs.map { $0.mac.lowercased() }).filter(isSafe)
+        let v4 = unique(safe.filter { !$0.address.contains(":") }.map { "\($0.mac) . \($0.address)" })
+        let v6 = unique(safe.filter { $0.address.contains(":") }.map { "\($0.mac) . \($0.address)" })
         var lines = ["  chain from-\(DataplaneNames.short(port.id)) {"]
         lines.append("    ether saddr != \(set(macs)) drop")
         lines.append("    ether type arp arp saddr ether != \(set(macs)) drop")
         lines.append("    ether type arp arp saddr ip 0.0.0.0 accept")
-        lines.append(v4.isEmpty ? "    ether type arp drop" : "    ether type arp arp saddr ip != \(set(v4)) drop")
+        lines.append(v4.isEmpty ? "    ether type arp drop" : "    ether type arp arp saddr ether . arp saddr ip != \(set(v4)) drop")
         lines.append("    ether type ip udp sport 67 drop")
         lines.append("    ether type ip ip saddr 0.0.0.0 udp sport 68 udp dport 67 accept")
-        lines.append(v4.isEmpty ? "    ether type ip drop" : "    ether type ip ip saddr != \(set(v4)) drop")
+        lines.append(v4.isEmpty ? "    ether type ip drop" : "    ether type ip ether saddr . ip saddr != \(set(v4)) drop")
         lines.append("    ether type ip6 icmpv6 type nd-router-advert drop")
         lines.append("    ether type ip6 udp sport 547 drop")
         lines.append("    ether type ip6 ip6 saddr { ::, fe80::/10 } accept")
-        lines.append(v6.isEmpty ? "    ether type ip6 drop" : "    ether type ip6 ip6 saddr != \(set(v6)) drop")
+        lines.append(v6.isEmpty ? "    ether type ip6 drop" : "    ether type ip6 ether saddr . ip6 saddr != \(set(v6)) drop")
         lines.append("  }")
         return lines
     }

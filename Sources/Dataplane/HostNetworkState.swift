@@ -155,8 +155,13 @@ public struct DHCPSubnet: Sendable, Equatable, Codable {
     public var dnsServers: [String]
     /// (destination CIDR, next hop) pairs pushed as classless static routes.
     public var hostRoutes: [HostRoute]
+    /// IPv6 only: `slaac`, `dhcpv6-stateful` or `dhcpv6-stateless` (the address mode, else the RA
+    /// mode); nil leaves the subnet to a router outside Nimbus, as Neutron does.
+    public var ipv6Mode: String?
 
-    public init(id: String, cidr: String, version: Int, gateway: String?, dnsServers: [String] = [], hostRoutes: [HostRoute] = []) {
+    public init(id: String, cidr: String, version: Int, gateway: String?, dnsServers: [String] = [], hostRoutes: [HostRoute] = [],
+                ipv6Mode: String? = nil) {
+        self.ipv6Mode = ipv6Mode
         self.id = id
         self.cidr = cidr
         self.version = version

@@ -106,7 +106,9 @@ extension LinuxDataplane {
         let current = try Self.parseAddresses(try await CommandRunner.run(["ip", "-n", namespace, "-j", "addr", "show", "dev", inside]))
         let desired = Set(addresses)
         var batch = ["link set \(inside) address \(mac.lowercased()) mtu \(mtu) up"]
-        batch += desired.subtracting(current).sorted().map { "addr replace \($0) dev \(inside)" }
+        // No duplicate address detection: the control plane's IPAM already guarantees uniqueness,
+        // and a tentative IPv6 address cannot be bound (dnsmasq's DHCPv6) for a second or two.
+        batch += desired.subtracting(current).sorted().map { "addr replace \($0) dev \(inside)" + ($0.contains(":") ? " nodad" : "") }
         batch += current.subtracting(desired).sorted().map { "addr del \($0) dev \(inside)" }
         try await CommandRunner.run(["ip", "-n", namespace, "-force", "-batch", "-"], input: batch.joined(separator: "\n") + "\n")
     }

@@ -146,6 +146,9 @@ enum GuestFiles {
                         result=fail
                         for try in 1 2 3 4 5 6 7 8 9 10; do
                             if ping -c 1 -W 1 "$argument" >/dev/null 2>&1; then result=ok; break; fi
+                            # An unreachable address fails at once (say, an IPv6 address still
+                            # in duplicate address detection): keep the tries spread out.
+                            usleep 500000
                         done
                         # A line of its own: busybox init's "press Enter" prompt may end without one.
                         printf '\nNIMBUS-PING %s %s\n' "$argument" "$result"

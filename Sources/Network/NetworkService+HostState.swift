@@ -174,7 +174,7 @@ extension NetworkService: NetworkControlPlane {
                                hostRoutes: (subnet["host_routes"]?.arrayValue ?? []).compactMap { route in
                                    guard let destination = route["destination"]?.stringValue, let hop = route["nexthop"]?.stringValue else { return nil }
                                    return HostRoute(destination: destination, nexthop: hop)
-                               })
+                               }, ipv6Mode: subnet.string("ipv6_address_mode") ?? subnet.string("ipv6_ra_mode"))
                 }
             let served = Set(subnets.map(\.id))
             let hosts = world.ports.filter { $0.string("network_id") == networkID && ($0.string("device_owner") ?? "").hasPrefix("compute:") }

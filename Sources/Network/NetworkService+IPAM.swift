@@ -11,7 +11,11 @@ extension NetworkService {
     /// Claims an address of `subnet` for `port`: the one asked for, or a free one from the pools.
     /// - Throws: 409 `IpAddressAlreadyAllocated` for a taken address, 400 `InvalidIpForSubnet` for one
     ///   outside the subnet, 409 `IpAddressGenerationFailure` when the pools are exhausted.
-    func allocate(_ subnet: SubnetLayout, port: String, address: IPAddress? = nil, on db: any SQLDatabase) async throws -> IPAddress {
+    /// On a SLAAC or DHCPv6-stateless subnet a port without an explicit address gets the one its
+    /// MAC forms there.
+    func allocate(_ subnet: SubnetLayout, port: String, mac: String, address explicit: IPAddress? = nil,
+                  on db: any SQLDatabase) async throws -> IPAddress {
+        let address = explicit ?? (subnet.isAutoAddressed ? subnet.slaacAddress(mac: mac) : nil)
         if let address {
             guard subnet.accepts(address) else {
                 throw NimbusError.neutron(.badRequest, "InvalidIpForSubnet", "IP address \(address) is not a valid IP for the specified subnet.")

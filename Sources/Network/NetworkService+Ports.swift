@@ -143,7 +143,7 @@ extension NetworkService {
                                       "Port Security must be enabled in order to have allowed address pairs on a port.")
         }
         let mac = try await macAddress(spec.mac, network: spec.networkID, on: db)
-        let fixedIPs = try await allocateFixedIPs(spec.fixedIPs, port: spec.id, networkID: spec.networkID, on: db)
+        let fixedIPs = try await allocateFixedIPs(spec.fixedIPs, port: spec.id, mac: mac, owner: spec.deviceOwner, networkID: spec.networkID, on: db)
         var record: Record = [
             "id": .string(spec.id), "project_id": .string(spec.project), "network_id": .string(spec.networkID),
             "name": .string(spec.name), "description": .string(spec.description), "mac_address": .string(mac),
@@ -200,16 +200,23 @@ extension NetworkService {
     }
 
     /// Resolves and claims the requested addresses (or the defaults). - Returns: `fixed_ips` JSON.
-    func allocateFixedIPs(_ requests: [PortSpec.FixedIP]?, port: String, networkID: String, on db: any SQLDatabase) async throws -> JSONValue {
+    /// By default a port gets one IPv4 address, one address on every SLAAC/DHCPv6-stateless
+    /// subnet and one DHCPv6-stateful (or unmanaged) IPv6 address, as Neutron gives.
+    func allocateFixedIPs(_ requests: [PortSpec.FixedIP]?, port: String, mac: String, owner: String, networkID: String,
+                          on db: any SQLDatabase) async throws -> JSONValue {
         let subnets = try await NetworkSchema.subnets.list([.init("network_id", .equal, .string(networkID))], orderBy: "created_at", on: db).map(SubnetLayout.init)
         var claimed: [JSONValue] = []
         guard let requests else {
+            for subnet in subnets where subnet.isAutoAddressed {
+                let address = try await allocate(subnet, port: port, mac: mac, on: db)
+                claimed.append(["subnet_id": .string(subnet.id), "ip_address": .string(address.description)])
+            }
             for version in [4, 6] {
-                let candidates = subnets.filter { $0.cidr.version == version }
+                let candidates = subnets.filter { $0.cidr.version == version && !$0.isAutoAddressed }
                 var lastError: (any Error)?
                 for subnet in candidates {
                     do {
-                        let address = try await allocate(subnet, port: port, on: db)
+                        let address = try await allocate(subnet, port: port, mac: mac, on: db)
                         claimed.append(["subnet_id": .string(subnet.id), "ip_address": .string(address.description)])
                         lastError = nil
                         break
@@ -238,7 +245,13 @@ extension NetworkService {
                                               "IP address \(text) is not a valid IP for any of the subnets on the specified network.")
                 }
             }
-            let got = try await allocate(subnet, port: port, address: address, on: db)
+            // A router interface takes the subnet's gateway address; any other port on a SLAAC
+            // subnet has the address its MAC gives it.
+            if let address, subnet.isAutoAddressed, !owner.hasPrefix("network:router_interface") {
+                throw NimbusError.neutron(.badRequest, "InvalidInput",
+                                          "Invalid input for operation: IPv6 address \(address) can not be directly assigned to a port on subnet \(subnet.id) since the subnet is configured for automatic addresses.")
+            }
+            let got = try await allocate(subnet, port: port, mac: mac, address: address, on: db)
             claimed.append(["subnet_id": .string(subnet.id), "ip_address": .string(got.description)])
         }
         return .array(claimed)
@@ -321,7 +334,9 @@ extension NetworkService {
             try await db.delete(from: "net_ip_allocations").where("subnet_id", .equal, SQLBind(entry.subnet))
                 .where("ip_address", .equal, SQLBind(entry.address)).run()
         }
-        let added = fresh.isEmpty ? [] : (try await allocateFixedIPs(fresh, port: id, networkID: record.string("network_id") ?? "", on: db).arrayValue ?? [])
+        let added = fresh.isEmpty ? [] : (try await allocateFixedIPs(
+            fresh, port: id, mac: record.string("mac_address") ?? "", owner: record.string("device_owner") ?? "",
+            networkID: record.string("network_id") ?? "", on: db).arrayValue ?? [])
         return .array(kept + added)
     }
 
@@ -389,7 +404,7 @@ extension NetworkService {
         let existing = try await NetworkSchema.ports.list([.init("network_id", .equal, .string(networkID)), .init("device_owner", .equal, "network:dhcp")], on: db).first
         if let existing {
             guard !(existing["fixed_ips"]?.fixedIPs ?? []).contains(where: { $0.subnet == subnet.id }) else { return }
-            let address = try await allocate(subnet, port: existing.string("id") ?? "", on: db)
+            let address = try await allocate(subnet, port: existing.string("id") ?? "", mac: existing.string("mac_address") ?? "", on: db)
             let fixed = (existing["fixed_ips"]?.arrayValue ?? []) + [["subnet_id": .string(subnet.id), "ip_address": .string(address.description)]]
             try await NetworkSchema.ports.update(existing.string("id") ?? "", Self.revised(["fixed_ips": .array(fixed)], from: existing), on: db)
             return

@@ -62,6 +62,7 @@ extension NetworkService {
             "ipv6_ra_mode": .optional(try Self.ipv6Mode(input, "ipv6_ra_mode")),
             "ipv6_address_mode": .optional(try Self.ipv6Mode(input, "ipv6_address_mode")),
         ]
+        try Self.checkIPv6Modes(record, cidr: cidr)
         Self.standardAttributes(&record, tags: try input.stringArray("tags") ?? [])
         if addressing["allocation_pools"] == nil {
             let gateway = addressing["gateway_ip"]?.stringValue.flatMap(IPAddress.init)
@@ -234,6 +235,24 @@ extension NetworkService {
                                       "Invalid input for \(key). Reason: '\(mode)' is not in ['dhcpv6-stateful', 'dhcpv6-stateless', 'slaac', None].")
         }
         return mode
+    }
+
+    /// Neutron's rules for the two IPv6 modes (`_validate_ipv6_attributes`).
+    static func checkIPv6Modes(_ record: Record, cidr: CIDR) throws {
+        let ra = record.string("ipv6_ra_mode"), address = record.string("ipv6_address_mode")
+        guard ra != nil || address != nil else { return }
+        if cidr.version == 4 {
+            throw NimbusError.invalidInput("\(ra != nil ? "ipv6_ra_mode" : "ipv6_address_mode") is not valid when ip_version is 4")
+        }
+        if record["enable_dhcp"]?.boolValue == false {
+            throw NimbusError.invalidInput("ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False")
+        }
+        if let ra, let address, ra != address {
+            throw NimbusError.invalidInput("ipv6_ra_mode set to '\(ra)' with ipv6_address_mode set to '\(address)' is not valid. If both attributes are set, they must be the same value")
+        }
+        if SubnetLayout.autoAddressModes.contains(address ?? ra ?? ""), cidr.prefix != 64 {
+            throw NimbusError.invalidInput("Invalid CIDR \(cidr) for IPv6 address mode. OpenStack uses the EUI-64 address format, which requires the prefix to be /64")
+        }
     }
 
     static func poolsJSON(_ pools: [IPRange]) -> JSONValue {

@@ -13,7 +13,9 @@ import Testing
         #expect(text.hasPrefix("table bridge nimbus\ndelete table bridge nimbus\n"))
         #expect(text.contains("\"ntp-5f3c2a9e1b7\" : jump from-5f3c2a9e1b7"))
         #expect(text.contains("ether saddr != { fa:16:3e:00:00:01, fa:16:3e:00:00:02 } drop"))
-        #expect(text.contains("ip saddr != { 10.0.0.5, 10.0.0.100/32 } drop"))
+        // Pairs: the allowed pair's address only from the pair's MAC.
+        #expect(text.contains("ether type ip ether saddr . ip saddr != { fa:16:3e:00:00:01 . 10.0.0.5, fa:16:3e:00:00:02 . 10.0.0.100/32 } drop"))
+        #expect(text.contains("arp saddr ether . arp saddr ip != { fa:16:3e:00:00:01 . 10.0.0.5, fa:16:3e:00:00:02 . 10.0.0.100/32 } drop"))
         #expect(text.contains("meta mark set oifname map { \"ntp-5f3c2a9e1b7\" : 0x4e420001 }"))
         #expect(text.contains("ct state established,related accept"))
         #expect(text.contains("ct zone set iifname map { \"nbr-n\" : 1 }"))
@@ -48,6 +50,29 @@ import Testing
         #expect(config.arguments.contains("--dhcp-option-force=tag:subnet0,option:mtu,1450"))
         #expect(config.arguments.contains(
             "--dhcp-option-force=tag:subnet0,option:classless-static-route,169.254.169.254/32,10.0.0.2,192.168.0.0/16,10.0.0.9"))
+    }
+
+    @Test func dnsmasqAdvertisesIPv6PrefixesByMode() {
+        let dhcp = DHCPWiring(networkID: "n", portID: "p", mac: "fa:16:3e:00:00:02", addresses: [], mtu: 1450,
+                              subnets: [DHCPSubnet(id: "a", cidr: "10.0.0.0/24", version: 4, gateway: "10.0.0.1"),
+                                        DHCPSubnet(id: "b", cidr: "fd00:1::/64", version: 6, gateway: "fd00:1::1", ipv6Mode: "slaac"),
+                                        DHCPSubnet(id: "c", cidr: "fd00:2::/64", version: 6, gateway: nil, dnsServers: ["fd00:2::53"],
+                                                   ipv6Mode: "dhcpv6-stateful"),
+                                        DHCPSubnet(id: "d", cidr: "fd00:3::/64", version: 6, gateway: nil)],
+                              hosts: [DHCPHost(mac: "FA:16:3E:00:00:05", address: "fd00:2::5", hostname: "vm")])
+        let config = DnsmasqConfig(dhcp, directory: "/d")
+        #expect(config.hostsFile == "fa:16:3e:00:00:05,[fd00:2::5],vm\n")
+        #expect(config.arguments.contains("--enable-ra"))
+        #expect(config.arguments.contains("--ra-param=ns-dhcp,60,0"))
+        #expect(config.arguments.contains("--dhcp-range=set:subnet1,fd00:1::,ra-only,64"))
+        #expect(config.arguments.contains("--dhcp-range=set:subnet2,fd00:2::,static,64,86400s"))
+        #expect(config.arguments.contains("--dhcp-option=tag:subnet2,option6:dns-server,[fd00:2::53]"))
+        // A subnet without a mode is left to a router outside.
+        #expect(!config.arguments.contains { $0.contains("fd00:3::") })
+        let v4Only = DnsmasqConfig(DHCPWiring(networkID: "n", portID: "p", mac: "m", addresses: [], mtu: 1500,
+                                              subnets: [DHCPSubnet(id: "a", cidr: "10.0.0.0/24", version: 4, gateway: nil)], hosts: []),
+                                   directory: "/d")
+        #expect(!v4Only.arguments.contains("--enable-ra"))
     }
 
     @Test func routerNATPutsFloatingIPsBeforeDefaultSNAT() {

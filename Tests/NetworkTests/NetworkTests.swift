@@ -59,6 +59,43 @@ import Testing
         }
     }
 
+    @Test func slaacSubnetsAddressPortsByTheirMAC() async throws {
+        try await TestCloud.with { session in
+            let f = try await NetworkFixture.make(session)
+            let (network, _) = try await f.networkWithSubnet("n6", cidr: "192.168.60.0/24")
+            func subnet(_ cidr: String, _ extra: [String: JSONValue]) async throws -> TestReply {
+                var body: [String: JSONValue] = ["network_id": .string(network), "ip_version": 6, "cidr": .string(cidr)]
+                body.merge(extra) { _, new in new }
+                return try await f.post("/subnets", ["subnet": .object(body)])
+            }
+            // Neutron's rules for the modes: /64 for EUI-64, equal modes, IPv6 only, DHCP on.
+            #expect(NetworkFixture.fault(try await subnet("fd00:6:1::/80", ["ipv6_address_mode": "slaac"])) == "400 InvalidInput")
+            #expect(NetworkFixture.fault(try await subnet("fd00:6:1::/64", ["ipv6_address_mode": "slaac", "ipv6_ra_mode": "dhcpv6-stateful"]))
+                    == "400 InvalidInput")
+            #expect(NetworkFixture.fault(try await subnet("fd00:6:1::/64", ["ipv6_address_mode": "slaac", "enable_dhcp": false]))
+                    == "400 InvalidInput")
+            #expect(NetworkFixture.fault(try await f.post("/subnets", ["subnet": ["network_id": .string(network), "ip_version": 4,
+                                                                                    "cidr": "192.168.61.0/24", "ipv6_ra_mode": "slaac"]]))
+                    == "400 InvalidInput")
+            let v6 = try await subnet("fd00:6:1::/64", ["ipv6_address_mode": "slaac", "ipv6_ra_mode": "slaac"])
+            #expect(v6.status == 201)
+            let v6ID = v6.body?["subnet"]?["id"]?.stringValue ?? ""
+            // A port gets its IPv4 address and the address SLAAC forms from its MAC.
+            let port = try await f.post("/ports", ["port": ["network_id": .string(network), "mac_address": "fa:16:3e:12:34:56"]])
+            #expect(port.status == 201)
+            let addresses = port.body?["port"]?["fixed_ips"]?.arrayValue?.compactMap { $0["ip_address"]?.stringValue } ?? []
+            #expect(addresses.contains("fd00:6:1:0:f816:3eff:fe12:3456"), "\(addresses)")
+            #expect(addresses.contains { $0.hasPrefix("192.168.60.") }, "\(addresses)")
+            // Nobody picks an address on such a subnet.
+            let chosen = try await f.post("/ports", ["port": ["network_id": .string(network),
+                                                               "fixed_ips": [["subnet_id": .string(v6ID), "ip_address": "fd00:6:1::99"]]]])
+            #expect(NetworkFixture.fault(chosen) == "400 InvalidInput")
+            let bySubnet = try await f.post("/ports", ["port": ["network_id": .string(network), "mac_address": "fa:16:3e:00:00:01",
+                                                                 "fixed_ips": [["subnet_id": .string(v6ID)]]]])
+            #expect(bySubnet.body?["port"]?["fixed_ips"]?.arrayValue?.first?["ip_address"] == "fd00:6:1:0:f816:3eff:fe00:1")
+        }
+    }
+
     @Test func portAddressesAndConflicts() async throws {
         try await TestCloud.with { session in
             let f = try await NetworkFixture.make(session)

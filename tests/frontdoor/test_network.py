@@ -267,13 +267,15 @@ def dataplane_dump():
         "\n--- bridge link ---\n" + sh("bridge", "link", check=False).stdout
 
 
-def fixed_ip(server, network):
+def fixed_ip(server, network, version=4):
     addresses = server["addresses"]
-    if isinstance(addresses, str):  # older CLIs render "net=ip"
-        m = re.search(rf"{network}=([0-9.]+)", addresses)
-        return m.group(1)
-    return next(a for a in addresses[network] if a.get("OS-EXT-IPS:type", "fixed") == "fixed")["addr"] \
-        if isinstance(addresses[network][0], dict) else addresses[network][0]
+    if isinstance(addresses, str):  # older CLIs render "net=ip, ip"
+        listed = re.search(rf"{network}=([^;]*)", addresses).group(1).replace(" ", "").split(",")
+    elif isinstance(addresses[network][0], dict):
+        listed = [a["addr"] for a in addresses[network] if a.get("OS-EXT-IPS:type", "fixed") == "fixed"]
+    else:
+        listed = addresses[network]
+    return next(a for a in listed if (":" in a) == (version == 6))
 
 
 def host_ping(address, tries=10):
@@ -334,18 +336,24 @@ def run_dataplane_scenario(c, tmp_path, h2, before):
     assert "h2" in hosts, hosts
     c.openstack("compute", "service", "set", "--disable", "h2", "nova-compute", fmt=False)
 
-    # Two VMs on `private` get their ports' addresses by DHCP and reach each other.
+    # Two VMs on `private` get their ports' addresses by DHCP (IPv4) and SLAAC (IPv6, from the
+    # prefix the network's dnsmasq advertises) and reach each other over both.
+    c.openstack("subnet", "create", "--network", "private", "--ip-version", "6", "--subnet-range", "fd00:77::/64",
+                "--ipv6-ra-mode", "slaac", "--ipv6-address-mode", "slaac", "private-v6", cloud=demo)
     vm1 = boot(c, "vm1", "--network", "private", tmp_path=tmp_path)
     s1 = wait_status(c, "vm1", "ACTIVE")
-    ip1 = fixed_ip(s1, "private")
+    ip1, ip1v6 = fixed_ip(s1, "private"), fixed_ip(s1, "private", version=6)
+    assert ip1v6.startswith("fd00:77:"), s1["addresses"]
     log1 = wait_console(c, "vm1", "NIMBUS-GUEST")
     assert f"ip={ip1}" in log1, log1[-800:]
     metadata_url = "http://169.254.169.254/openstack/latest/meta_data.json"
-    boot(c, "vm2", "--network", "private", user_data=f"nimbus-ping {ip1}\nnimbus-fetch {metadata_url}\n", tmp_path=tmp_path)
+    boot(c, "vm2", "--network", "private", user_data=f"nimbus-ping {ip1}\nnimbus-ping {ip1v6}\nnimbus-fetch {metadata_url}\n",
+         tmp_path=tmp_path)
     s2 = wait_status(c, "vm2", "ACTIVE")
     log2 = wait_console(c, "vm2", f"NIMBUS-FETCH {metadata_url}")
     assert f"ip={fixed_ip(s2, 'private')}" in log2
     assert f"NIMBUS-PING {ip1} ok" in log2, log2[-1500:] + dataplane_dump()
+    assert f"NIMBUS-PING {ip1v6} ok" in log2, log2[-1500:] + dataplane_dump()
     fetched = re.search(rf"NIMBUS-FETCH {re.escape(metadata_url)} (.*)", log2).group(1)
     assert json.loads(fetched)["uuid"] == s2["id"], fetched
 

@@ -9,6 +9,9 @@ struct SubnetLayout: Sendable {
     let gateway: IPAddress?
     let pools: [IPRange]
     let enableDHCP: Bool
+    /// `ipv6_address_mode`, else `ipv6_ra_mode` (Neutron's `is_auto_address_subnet` reads both):
+    /// slaac and dhcpv6-stateless subnets address ports by EUI-64.
+    let addressMode: String?
 
     init(_ record: RecordTable.Record) {
         id = record.string("id") ?? ""
@@ -21,6 +24,20 @@ struct SubnetLayout: Sendable {
             return IPRange(start: start, end: end)
         }
         enableDHCP = record["enable_dhcp"]?.boolValue ?? false
+        addressMode = record.string("ipv6_address_mode") ?? record.string("ipv6_ra_mode")
+    }
+
+    /// Ports get the address SLAAC gives them (prefix + EUI-64 of the MAC), as Neutron assigns it.
+    var isAutoAddressed: Bool { cidr.version == 6 && Self.autoAddressModes.contains(addressMode ?? "") }
+    static let autoAddressModes: Set<String> = ["slaac", "dhcpv6-stateless"]
+
+    /// The SLAAC address of `mac` on this /64: the MAC with the universal/local bit flipped and
+    /// ff:fe in the middle (RFC 4291 appendix A), as the guest's kernel forms it.
+    func slaacAddress(mac: String) -> IPAddress? {
+        let bytes = mac.split(separator: ":").compactMap { UInt8($0, radix: 16) }
+        guard cidr.version == 6, bytes.count == 6 else { return nil }
+        let interface = [bytes[0] ^ 0x02, bytes[1], bytes[2], 0xff, 0xfe, bytes[3], bytes[4], bytes[5]]
+        return IPAddress(version: 6, high: cidr.first.high, low: interface.reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
     }
 
     /// Whether a port may hold `address`: inside the CIDR, and for IPv4 neither the network
