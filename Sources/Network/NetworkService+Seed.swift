@@ -18,33 +18,73 @@ public struct NetworkSeed: Sendable {
 
 extension NetworkService {
     /// Creates `public` (external, flat), `private` (the demo project's VXLAN network), `shared`
-    /// (admin's, shared with all) and `router1` joining public and private, unless they exist:
-    /// safe on every start.
+    /// (admin's, shared with all) and `router1` joining public and private, once. Each piece is
+    /// looked up before it is made, so a start that crashed half-way through finishes the layout
+    /// on the next start; once complete it is recorded and never made again (an operator may
+    /// delete any of it).
     public func seedDefaults(adminProject: String, demoProject: String, configuration seed: NetworkSeed = .init()) async throws {
-        let existing = try await database.read { db in try await NetworkSchema.networks.list(on: db).compactMap { $0.string("name") } }
-        guard !existing.contains("public") && !existing.contains("private") else { return }
+        try await Migrator(database: database).runOnce("network-seed-devstack-layout") {
+            try await seedLayout(adminProject: adminProject, demoProject: demoProject, seed: seed)
+        }
+    }
+
+    private func seedLayout(adminProject: String, demoProject: String, seed: NetworkSeed) async throws {
         let admin = Self.seedCaller(adminProject, admin: true)
         let demo = Self.seedCaller(demoProject, admin: false)
-        let publicNet = try await createNetwork(["network": [
-            "name": "public", "router:external": true, "provider:network_type": "flat", "provider:physical_network": "public",
-        ]], caller: admin)
-        let publicID = publicNet.string("id") ?? ""
-        _ = try await createSubnet(["subnet": [
-            "name": "public-subnet", "network_id": .string(publicID), "ip_version": 4, "cidr": .string(seed.publicCIDR),
+        let publicID = try await seededNetwork("public", project: adminProject, caller: admin, extra: [
+            "router:external": true, "provider:network_type": "flat", "provider:physical_network": "public",
+        ])
+        _ = try await seededSubnet(network: publicID, caller: admin, [
+            "name": "public-subnet", "ip_version": 4, "cidr": .string(seed.publicCIDR),
             "gateway_ip": .string(seed.publicGateway), "enable_dhcp": false,
             "allocation_pools": [["start": .string(seed.publicPool.0), "end": .string(seed.publicPool.1)]],
-        ]], caller: admin)
-        let privateNet = try await createNetwork(["network": ["name": "private"]], caller: demo)
-        let privateSubnet = try await createSubnet(["subnet": [
-            "name": "private-subnet", "network_id": privateNet["id"] ?? .null, "ip_version": 4, "cidr": .string(seed.privateCIDR),
-            "gateway_ip": .string(seed.privateGateway),
-        ]], caller: demo)
-        let sharedNet = try await createNetwork(["network": ["name": "shared", "shared": true]], caller: admin)
-        _ = try await createSubnet(["subnet": [
-            "name": "shared-subnet", "network_id": sharedNet["id"] ?? .null, "ip_version": 4, "cidr": .string(seed.sharedCIDR),
-        ]], caller: admin)
-        let router = try await createRouter(["router": ["name": "router1", "external_gateway_info": ["network_id": .string(publicID)]]], caller: demo)
-        _ = try await addRouterInterface(router.string("id") ?? "", ["subnet_id": privateSubnet["id"] ?? .null], caller: demo)
+        ])
+        let privateID = try await seededNetwork("private", project: demoProject, caller: demo)
+        let privateSubnet = try await seededSubnet(network: privateID, caller: demo, [
+            "name": "private-subnet", "ip_version": 4, "cidr": .string(seed.privateCIDR), "gateway_ip": .string(seed.privateGateway),
+        ])
+        let sharedID = try await seededNetwork("shared", project: adminProject, caller: admin, extra: ["shared": true])
+        _ = try await seededSubnet(network: sharedID, caller: admin, [
+            "name": "shared-subnet", "ip_version": 4, "cidr": .string(seed.sharedCIDR),
+        ])
+        let router = try await database.read { db in
+            try await NetworkSchema.routers.list([.init("name", .equal, "router1"), .init("project_id", .equal, .string(demoProject))], on: db).first
+        }
+        let routerID: String
+        if let existing = router?.string("id") {
+            routerID = existing
+        } else {
+            routerID = try await createRouter(
+                ["router": ["name": "router1", "external_gateway_info": ["network_id": .string(publicID)]]], caller: demo).string("id") ?? ""
+        }
+        let attached = try await database.read { db in
+            try await NetworkSchema.ports.list([.init("device_id", .equal, .string(routerID)), .init("network_id", .equal, .string(privateID))], on: db)
+        }
+        if attached.isEmpty {
+            _ = try await addRouterInterface(routerID, ["subnet_id": .string(privateSubnet)], caller: demo)
+        }
+    }
+
+    /// The project's network of that name, made if missing. - Returns: its id.
+    private func seededNetwork(_ name: String, project: String, caller: AuthContext, extra: [String: JSONValue] = [:]) async throws -> String {
+        let found = try await database.read { db in
+            try await NetworkSchema.networks.list([.init("name", .equal, .string(name)), .init("project_id", .equal, .string(project))], on: db).first
+        }
+        if let id = found?.string("id") { return id }
+        var body = extra
+        body["name"] = .string(name)
+        return try await createNetwork(["network": .object(body)], caller: caller).string("id") ?? ""
+    }
+
+    /// The network's subnet of that name, made if missing. - Returns: its id.
+    private func seededSubnet(network: String, caller: AuthContext, _ fields: [String: JSONValue]) async throws -> String {
+        let found = try await database.read { db in
+            try await NetworkSchema.subnets.list([.init("network_id", .equal, .string(network)), .init("name", .equal, fields["name"] ?? .null)], on: db).first
+        }
+        if let id = found?.string("id") { return id }
+        var body = fields
+        body["network_id"] = .string(network)
+        return try await createSubnet(["subnet": .object(body)], caller: caller).string("id") ?? ""
     }
 
     /// A stand-in caller for the bootstrap writes, acting as the project's admin or member.

@@ -55,6 +55,22 @@ public struct Migrator: Sendable {
         return applied
     }
 
+    /// Runs a one-time data step (seeding) unless `id` is recorded, then records it. A crash
+    /// between the two runs `body` again on the next start, so it must be idempotent; once
+    /// recorded it never runs again, so what an operator deletes afterwards stays deleted.
+    public func runOnce(_ id: String, _ body: () async throws -> Void) async throws {
+        let recorded = try await database.read { db in
+            try await db.select().column("id").from("nimbus_migrations").where("id", .equal, id).first()
+        }
+        guard recorded == nil else { return }
+        try await body()
+        try await database.transaction { db in
+            try await db.raw("""
+                INSERT INTO nimbus_migrations (id, applied_at) VALUES (\(bind: id), \(bind: Timestamp.seconds(Date()))) ON CONFLICT DO NOTHING
+                """).run()
+        }
+    }
+
     public func appliedIDs() async throws -> [String] {
         try await database.read { db in
             try await db.select().column("id").from("nimbus_migrations").orderBy("id").all()

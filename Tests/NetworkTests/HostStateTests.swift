@@ -104,3 +104,40 @@ import Testing
         }
     }
 }
+
+/// `nimbus up` lays out DevStack's networks once: a start that stopped half-way finishes the
+/// layout, and a finished one never brings back what an operator deleted.
+@Suite struct NetworkSeedTests {
+    @Test func seedingResumesOnceAndNeverResurrects() async throws {
+        try await TestCloud.with { session in
+            let network = session.cloud.network
+            let admin = try await session.cloud.identity.projectID(named: "admin") ?? ""
+            let demo = try await session.cloud.identity.projectID(named: "demo") ?? ""
+            let f = try await NetworkFixture.make(session)
+            func names() async throws -> [String] {
+                try await f.get("/networks", token: f.admin).body?["networks"]?.arrayValue?.compactMap { $0["name"]?.stringValue }.sorted() ?? []
+            }
+            func sharedID() async throws -> String {
+                try await f.get("/networks?name=shared", token: f.admin).body?["networks"]?.arrayValue?.first?["id"]?.stringValue ?? ""
+            }
+            #expect(try await names() == ["private", "public", "shared"])
+
+            // A start that stopped before `shared` and before recording the layout as done.
+            #expect(try await f.delete("/networks/\(try await sharedID())", token: f.admin).status == 204)
+            try await session.cloud.database.transaction { db in
+                try await db.raw("DELETE FROM nimbus_migrations WHERE id = 'network-seed-devstack-layout'").run()
+            }
+            try await network.seedDefaults(adminProject: admin, demoProject: demo)
+            #expect(try await names() == ["private", "public", "shared"], "finished, nothing doubled")
+            let routers = try await f.get("/routers").body?["routers"]?.arrayValue ?? []
+            #expect(routers.count == 1)
+            let legs = try await f.get("/ports?device_owner=network:router_interface", token: f.admin).body?["ports"]?.arrayValue ?? []
+            #expect(legs.count == 1, "router1 keeps one leg on private")
+
+            // Done now: what the operator deletes stays deleted.
+            #expect(try await f.delete("/networks/\(try await sharedID())", token: f.admin).status == 204)
+            try await network.seedDefaults(adminProject: admin, demoProject: demo)
+            #expect(try await names() == ["private", "public"])
+        }
+    }
+}
