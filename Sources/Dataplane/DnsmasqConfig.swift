@@ -1,3 +1,5 @@
+import Foundation
+
 /// dnsmasq's command line and hosts file for one network, as pure functions of its `DHCPWiring`,
 /// so that "what changed" (hosts only → SIGHUP; anything else → restart) is a string comparison.
 struct DnsmasqConfig: Equatable {
@@ -62,6 +64,43 @@ struct DnsmasqConfig: Equatable {
         }
         guard !args.isEmpty else { return [] }
         return ["--enable-ra", "--ra-param=\(insideInterface),60,0"] + args
+    }
+
+    /// A router's advertisements on its internal legs: the prefix of each SLAAC or DHCPv6-stateless
+    /// subnet it routes, with itself as default router (lifetime 1800 s), as Neutron's radvd sends.
+    /// nil when no leg needs one. (DHCPv6-stateful subnets get no router advertisement here: the
+    /// prefix's A flag would make guests form addresses the IPAM never gave.)
+    init?(routerAdvertisementsFor router: RouterWiring, directory: String) {
+        var args = ["dnsmasq", "--no-hosts", "--no-resolv", "--port=0", "--except-interface=lo", "--bind-interfaces",
+                    "--pid-file=\(directory)/pid", "--dhcp-leasefile=\(directory)/leases", "--user=root", "--group=root", "--enable-ra"]
+        var advertised = false
+        for port in router.interfaces.sorted(by: { $0.portID < $1.portID }) {
+            let name = RouterNAT.interface(port)
+            let prefixes = port.addresses.filter { $0.version == 6 }.compactMap { address -> String? in
+                guard let mode = address.ipv6Mode, ["slaac", "dhcpv6-stateless"].contains(mode),
+                      let (prefix, length) = Self.prefixAndLength(Self.networkOf(address)) else { return nil }
+                return "--dhcp-range=\(prefix),\(mode == "slaac" ? "ra-only" : "ra-stateless"),\(length)"
+            }
+            guard !prefixes.isEmpty else { continue }
+            advertised = true
+            args += ["--interface=\(name)", "--ra-param=\(name),30,1800"] + prefixes
+        }
+        guard advertised else { return nil }
+        arguments = args
+        hostsFile = "\n"
+    }
+
+    /// "fd00:1::1" with length 64 → "fd00:1::/64" (the host part cleared); "" if it is not IPv6.
+    static func networkOf(_ address: FixedAddress) -> String {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        guard (0...128).contains(address.prefixLength), inet_pton(AF_INET6, address.address, &bytes) == 1 else { return "" }
+        for index in 0..<16 {
+            let kept = min(8, max(0, address.prefixLength - index * 8))
+            bytes[index] &= kept == 8 ? 0xff : ~(UInt8(0xff) >> UInt8(kept))
+        }
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        guard inet_ntop(AF_INET6, bytes, &text, socklen_t(text.count)) != nil else { return "" }
+        return String(cString: text) + "/\(address.prefixLength)"
     }
 
     /// "fd00:1::/64" → ("fd00:1::", 64); nil for anything but an IPv6 CIDR.

@@ -52,8 +52,11 @@ public struct FixedAddress: Sendable, Equatable, Codable {
     public var subnetID: String
     /// 4 or 6.
     public var version: Int
+    /// The subnet's IPv6 mode (address mode, else RA mode), as in `DHCPSubnet`.
+    public var ipv6Mode: String?
 
-    public init(address: String, prefixLength: Int, subnetID: String, version: Int) {
+    public init(address: String, prefixLength: Int, subnetID: String, version: Int, ipv6Mode: String? = nil) {
+        self.ipv6Mode = ipv6Mode
         self.address = address
         self.prefixLength = prefixLength
         self.subnetID = subnetID

@@ -50,7 +50,7 @@ extension LinuxDataplane {
 
     /// Starts dnsmasq, or SIGHUPs it when only the hosts changed (it rereads the hosts file),
     /// or restarts it when its command line changed.
-    private func runDnsmasq(_ config: DnsmasqConfig, namespace: String, directory: URL, running: Int32?) async throws {
+    func runDnsmasq(_ config: DnsmasqConfig, namespace: String, directory: URL, running: Int32?) async throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let hostsURL = directory.appendingPathComponent("hosts"), argsURL = directory.appendingPathComponent("arguments")
         let oldHosts = try? String(contentsOf: hostsURL, encoding: .utf8)

@@ -1,8 +1,13 @@
 import Foundation
 
 /// Routers: a namespace per router with a `qr-` leg on each attached network, a `qg-` leg on the
-/// external one, forwarding on, a default route via the external gateway, and NAT (`RouterNAT`).
+/// external one, forwarding on, a default route via the external gateway, NAT (`RouterNAT`), and
+/// router advertisements on legs with SLAAC subnets (a dnsmasq inside; IPv6 is routed, not NATed).
 extension LinuxDataplane {
+    func routerDirectory(_ router: String) -> URL {
+        stateDirectory.appendingPathComponent("router").appendingPathComponent(router)
+    }
+
     func convergeRouters(_ routers: [RouterWiring], links: [String: Link]) async throws {
         let namespaces = namedNamespaces()
         for router in routers {
@@ -14,10 +19,15 @@ extension LinuxDataplane {
                              gateway.addresses.map(Self.cidr) + floating))
             }
             let allPlugged = legs.allSatisfy { links[DataplaneNames.routerVeth(port: $0.0)] != nil }
-            if appliedRouters[router.id] == router, namespaces.contains(namespace), allPlugged { continue }
+            let directory = routerDirectory(router.id)
+            let advertisements = DnsmasqConfig(routerAdvertisementsFor: router, directory: directory.path)
+            let advertiser = Self.dnsmasqPID(directory: directory)
+            if appliedRouters[router.id] == router, namespaces.contains(namespace), allPlugged,
+               advertisements == nil || advertiser != nil { continue }
 
             try await ensureNamespace(namespace)
-            try await CommandRunner.run(["ip", "netns", "exec", namespace, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+            try await CommandRunner.run(["ip", "netns", "exec", namespace, "sysctl", "-q", "-w",
+                                         "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"])
             // Legs of interfaces no longer attached: deleting the inside end removes the pair.
             let inside = try Self.parseLinks(try await CommandRunner.run(["ip", "-n", namespace, "-j", "link", "show"]))
             let wanted = Set(legs.map(\.2))
@@ -35,6 +45,12 @@ extension LinuxDataplane {
                 _ = try? await CommandRunner.run(["ip", "-n", namespace, "route", "del", "default"])
             }
             try await CommandRunner.run(["ip", "netns", "exec", namespace, "nft", "-f", "-"], input: RouterNAT.render(router))
+            if let advertisements {
+                try await runDnsmasq(advertisements, namespace: namespace, directory: directory, running: advertiser)
+            } else {
+                if let advertiser { await Self.terminate(advertiser) }
+                try? FileManager.default.removeItem(at: directory)
+            }
             appliedRouters[router.id] = router
         }
     }

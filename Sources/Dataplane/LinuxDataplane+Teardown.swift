@@ -14,6 +14,7 @@ extension LinuxDataplane {
             for network in entries { await stopDHCP(network: network) }
         }
         for namespace in ownedNamespaces() { await deleteNamespace(namespace) }
+        try? FileManager.default.removeItem(at: stateDirectory.appendingPathComponent("router"))
         if let links = try? await observeLinks() {
             let ours = links.keys.filter { name in DataplaneNames.interfacePrefixes.contains { name.hasPrefix($0) } }
             // Taps and veths first, bridges last (a port leaves its bridge when deleted anyway).

@@ -178,7 +178,11 @@ public actor LinuxDataplane {
             if name.hasPrefix("nimbus-dhcp-") {
                 await stopDHCP(network: String(name.dropFirst("nimbus-dhcp-".count)))
             }
+            // Deleting the namespace kills what runs inside, a router's advertiser included.
             await deleteNamespace(name)
+            if name.hasPrefix("nimbus-router-") {
+                try? FileManager.default.removeItem(at: routerDirectory(String(name.dropFirst("nimbus-router-".count))))
+            }
         }
         appliedRouters = appliedRouters.filter { desired.contains(DataplaneNames.routerNamespace(router: $0.key)) }
     }

@@ -117,7 +117,8 @@ extension NetworkService: NetworkControlPlane {
     static func addresses(_ port: Record, world: World) -> [FixedAddress] {
         (port["fixed_ips"]?.fixedIPs ?? []).compactMap { entry in
             guard let subnet = world.subnets[entry.subnet], let cidr = CIDR(subnet.string("cidr") ?? "") else { return nil }
-            return FixedAddress(address: entry.address, prefixLength: cidr.prefix, subnetID: entry.subnet, version: cidr.version)
+            return FixedAddress(address: entry.address, prefixLength: cidr.prefix, subnetID: entry.subnet, version: cidr.version,
+                                ipv6Mode: subnet.string("ipv6_address_mode") ?? subnet.string("ipv6_ra_mode"))
         }
     }
 

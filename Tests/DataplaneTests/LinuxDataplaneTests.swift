@@ -162,9 +162,13 @@ struct LinuxDataplaneTests {
             let (dataplane, host) = try await lab.host()
             let netA = lab.id(), netB = lab.id(), external = lab.id(), routerID = lab.id()
             lab.dataplaneIDs.append(routerID)
-            let a = PortWiring.vm(lab.id(), network: netA, mac: "fa:16:3e:00:02:0a", address: "10.30.0.10")
+            let a = PortWiring.vm(lab.id(), network: netA, mac: "fa:16:3e:00:02:0a", address: "10.30.0.10",
+                                  ingress: [FilterRule(ethertype: "IPv4", ipProtocol: "icmp"), FilterRule(ethertype: "IPv4", ipProtocol: "tcp")])
             let b = PortWiring.vm(lab.id(), network: netB, mac: "fa:16:3e:00:02:0b", address: "10.31.0.10")
-            _ = try await lab.vm(a, on: host, address: "10.30.0.10/24", gateway: "10.30.0.1")
+            // A neighbour of A on the same network, for the hairpin.
+            let a2 = PortWiring.vm(lab.id(), network: netA, mac: "fa:16:3e:00:02:0c", address: "10.30.0.11")
+            let vmA = try await lab.vm(a, on: host, address: "10.30.0.10/24", gateway: "10.30.0.1")
+            let vmA2 = try await lab.vm(a2, on: host, address: "10.30.0.11/24", gateway: "10.30.0.1")
             let vmB = try await lab.vm(b, on: host, address: "10.31.0.10/24", gateway: "10.31.0.1")
             func v4(_ address: String) -> [FixedAddress] { [FixedAddress(address: address, prefixLength: 24, subnetID: "s", version: 4)] }
             let networks = [NetworkWiring(id: netA, networkType: "vxlan", segmentationID: 100, mtu: 1450),
@@ -174,18 +178,34 @@ struct LinuxDataplaneTests {
             let legA = RouterInterface(portID: lab.id(), networkID: netA, mac: "fa:16:3e:00:02:a1", addresses: v4("10.30.0.1"))
             let legB = RouterInterface(portID: lab.id(), networkID: netB, mac: "fa:16:3e:00:02:b1", addresses: v4("10.31.0.1"))
             var router = RouterWiring(id: routerID, gateway: gateway, interfaces: [legA])
-            _ = try await dataplane.converge(HostNetworkState(generation: 1, networks: networks, ports: [a, b], routers: [router]))
+            _ = try await dataplane.converge(HostNetworkState(generation: 1, networks: networks, ports: [a, b, a2], routers: [router]))
             #expect(await !lab.ping(from: vmB, "10.30.0.10"), "no router leg on B yet")
 
             router.interfaces.append(legB)
             router.floatingIPs = [FloatingIPWiring(id: lab.id(), floatingAddress: "172.24.4.20", fixedAddress: "10.30.0.10")]
-            _ = try await dataplane.converge(HostNetworkState(generation: 2, networks: networks, ports: [a, b], routers: [router]))
+            _ = try await dataplane.converge(HostNetworkState(generation: 2, networks: networks, ports: [a, b, a2], routers: [router]))
             #expect(await lab.ping(from: vmB, "10.30.0.10"))
             #expect(await lab.ping(from: host, "172.24.4.20"), "the host, on the external network, reaches the VM by its floating IP")
             #expect(await lab.ping(from: vmB, "172.24.4.1"), "SNAT lets B reach the outside")
+            // Hairpin over TCP (which, unlike ping, refuses an answer from the wrong address): A's
+            // neighbour connects to A's floating IP.
+            _ = try await lab.sh("sh", "-c", "ip netns exec \(vmA) timeout 30 busybox httpd -f -p 10.30.0.10:8080 -h \(lab.scratch.path) </dev/null >/dev/null 2>&1 &")
+            func answers(_ url: String) async -> Bool {
+                // Any HTTP status will do (the served directory is empty): the connection is the point.
+                let code = (try? await lab.sh("ip", "netns", "exec", vmA2, "curl", "-s", "-m", "2", "-o", "/dev/null", "-w", "%{http_code}", url)) ?? ""
+                return code.count == 3 && code != "000"
+            }
+            var direct = false
+            for _ in 0..<20 where !direct {
+                direct = await answers("http://10.30.0.10:8080/")
+                if !direct { try await Task.sleep(for: .milliseconds(200)) }
+            }
+            #expect(direct, "the neighbour reaches A directly")
+            #expect(await answers("http://172.24.4.20:8080/"), "a neighbour reaches a VM through its floating IP")
+            _ = await lab.succeeds("pkill", "-f", "httpd -f -p 10.30.0.10:8080")
 
             router.floatingIPs = []
-            _ = try await dataplane.converge(HostNetworkState(generation: 3, networks: networks, ports: [a, b], routers: [router]))
+            _ = try await dataplane.converge(HostNetworkState(generation: 3, networks: networks, ports: [a, b, a2], routers: [router]))
             #expect(await !lab.ping(from: host, "172.24.4.20"))
 
             await dataplane.teardownAll()

@@ -75,6 +75,24 @@ import Testing
         #expect(!v4Only.arguments.contains("--enable-ra"))
     }
 
+    @Test func routerAdvertisesItsSLAACLegs() {
+        func leg(_ port: String, _ addresses: [FixedAddress]) -> RouterInterface {
+            RouterInterface(portID: port, networkID: "n", mac: "m", addresses: addresses)
+        }
+        let router = RouterWiring(id: "r", gateway: nil, interfaces: [
+            leg("a", [FixedAddress(address: "10.0.0.1", prefixLength: 24, subnetID: "s4", version: 4),
+                      FixedAddress(address: "fd00:1:0:0:8000::1", prefixLength: 49, subnetID: "s6", version: 6, ipv6Mode: "slaac")]),
+            leg("b", [FixedAddress(address: "fd00:2::1", prefixLength: 64, subnetID: "t6", version: 6, ipv6Mode: "dhcpv6-stateful")]),
+        ])
+        let config = DnsmasqConfig(routerAdvertisementsFor: router, directory: "/r")
+        #expect(config?.arguments.contains("--interface=qr-a") == true)
+        #expect(config?.arguments.contains("--ra-param=qr-a,30,1800") == true)
+        #expect(config?.arguments.contains("--dhcp-range=fd00:1::,ra-only,49") == true, "\(config?.arguments ?? [])")
+        #expect(config?.arguments.contains { $0.contains("qr-b") || $0.contains("fd00:2") } == false)
+        let v4Only = RouterWiring(id: "r", gateway: nil, interfaces: [leg("a", [FixedAddress(address: "10.0.0.1", prefixLength: 24, subnetID: "s", version: 4)])])
+        #expect(DnsmasqConfig(routerAdvertisementsFor: v4Only, directory: "/r") == nil)
+    }
+
     @Test func routerNATPutsFloatingIPsBeforeDefaultSNAT() {
         let router = RouterWiring(id: "r", gateway: RouterGateway(portID: "gw", networkID: "e", mac: "m",
                                                                    addresses: [FixedAddress(address: "172.24.4.10", prefixLength: 24, subnetID: "s", version: 4)],

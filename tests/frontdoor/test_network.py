@@ -357,18 +357,24 @@ def run_dataplane_scenario(c, tmp_path, h2, before):
     fetched = re.search(rf"NIMBUS-FETCH {re.escape(metadata_url)} (.*)", log2).group(1)
     assert json.loads(fetched)["uuid"] == s2["id"], fetched
 
-    # A VM on another network cannot reach vm1 until the router joins that network too.
+    # A VM on another network cannot reach vm1 until the router joins that network too: IPv4
+    # through the router, IPv6 routed by it (its advertisements give both sides a default route).
     net_b = c.openstack("network", "create", "net-b", cloud=demo)
     sub_b = c.openstack("subnet", "create", "--network", net_b["id"], "--subnet-range", "10.66.0.0/24", "sub-b", cloud=demo)
-    boot(c, "vm3", "--network", "net-b", user_data=f"nimbus-ping {ip1}\n", tmp_path=tmp_path)
+    c.openstack("subnet", "create", "--network", net_b["id"], "--ip-version", "6", "--subnet-range", "fd00:78::/64",
+                "--ipv6-ra-mode", "slaac", "--ipv6-address-mode", "slaac", "sub-b6", cloud=demo)
+    boot(c, "vm3", "--network", "net-b", user_data=f"nimbus-ping {ip1}\nnimbus-ping {ip1v6}\n", tmp_path=tmp_path)
     wait_status(c, "vm3", "ACTIVE")
-    log3 = wait_console(c, "vm3", f"NIMBUS-PING {ip1}")
+    log3 = wait_console(c, "vm3", f"NIMBUS-PING {ip1v6}")
     assert f"NIMBUS-PING {ip1} fail" in log3, log3[-1500:]
-    c.openstack("router", "add", "subnet", "router1", sub_b["id"], cloud=demo, fmt=False)
+    assert f"NIMBUS-PING {ip1v6} fail" in log3, log3[-1500:]
+    for subnet in [sub_b["id"], "sub-b6", "private-v6"]:
+        c.openstack("router", "add", "subnet", "router1", subnet, cloud=demo, fmt=False)
     c.openstack("server", "reboot", "--hard", "vm3", cloud=demo, fmt=False)
     wait_status(c, "vm3", "ACTIVE")
-    log3 = wait_console(c, "vm3", f"NIMBUS-PING {ip1}", after=1)
+    log3 = wait_console(c, "vm3", f"NIMBUS-PING {ip1v6}", after=1)
     assert f"NIMBUS-PING {ip1} ok" in log3.split("NIMBUS-GUEST")[-1], log3[-1500:]
+    assert f"NIMBUS-PING {ip1v6} ok" in log3.split("NIMBUS-GUEST")[-1], log3[-1500:] + dataplane_dump()
 
     # A floating IP reaches vm1 from the outside (this namespace holds public's gateway) once a
     # security-group rule lets ICMP in; the default group admits only its own members.
@@ -400,8 +406,8 @@ def run_dataplane_scenario(c, tmp_path, h2, before):
     for name in ["vm1", "vm2", "vm3", "vm4"]:
         c.openstack("server", "delete", "--wait", name, cloud=demo, fmt=False)
     c.openstack("floating", "ip", "delete", fip, cloud=demo, fmt=False)
-    c.openstack("router", "remove", "subnet", "router1", sub_b["id"], cloud=demo, fmt=False)
-    c.openstack("router", "remove", "subnet", "router1", "private-subnet", cloud=demo, fmt=False)
+    for subnet in [sub_b["id"], "sub-b6", "private-v6", "private-subnet"]:
+        c.openstack("router", "remove", "subnet", "router1", subnet, cloud=demo, fmt=False)
     c.openstack("router", "delete", "router1", cloud=demo, fmt=False)
     for net in ["net-b", "private"]:
         c.openstack("network", "delete", net, cloud=demo, fmt=False)
