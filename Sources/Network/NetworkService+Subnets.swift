@@ -80,8 +80,24 @@ extension NetworkService {
                 }
             }
             try await NetworkSchema.subnets.insert(row, on: db)
-            if row["enable_dhcp"] == true { try await self.ensureDHCPAddress(network: network, subnet: SubnetLayout(row), on: db) }
+            let layout = SubnetLayout(row)
+            if row["enable_dhcp"] == true { try await self.ensureDHCPAddress(network: network, subnet: layout, on: db) }
+            if layout.isAutoAddressed { try await self.addSLAACAddresses(layout, on: db) }
             return Self.subnetView(row)
+        }
+    }
+
+    /// A new SLAAC or DHCPv6-stateless subnet addresses the network's existing ports too (their
+    /// guests form the address as soon as the prefix is advertised), router legs excepted: a
+    /// router joins a subnet explicitly, with its gateway address. Neutron does the same.
+    func addSLAACAddresses(_ subnet: SubnetLayout, on db: any SQLDatabase) async throws {
+        let ports = try await NetworkSchema.ports.list([.init("network_id", .equal, .string(subnet.networkID))], on: db)
+        for port in ports where !(port.string("device_owner") ?? "").hasPrefix("network:router") {
+            let fixed = port["fixed_ips"]?.arrayValue ?? []
+            guard !(port["fixed_ips"]?.fixedIPs ?? []).contains(where: { $0.subnet == subnet.id }) else { continue }
+            let address = try await allocate(subnet, port: port.string("id") ?? "", mac: port.string("mac_address") ?? "", on: db)
+            let added = fixed + [["subnet_id": .string(subnet.id), "ip_address": .string(address.description)]]
+            try await NetworkSchema.ports.update(port.string("id") ?? "", Self.revised(["fixed_ips": .array(added)], from: port), on: db)
         }
     }
 

@@ -63,6 +63,8 @@ import Testing
         try await TestCloud.with { session in
             let f = try await NetworkFixture.make(session)
             let (network, _) = try await f.networkWithSubnet("n6", cidr: "192.168.60.0/24")
+            let earlier = try await f.post("/ports", ["port": ["network_id": .string(network), "mac_address": "fa:16:3e:00:00:0e"]])
+            let earlierID = earlier.body?["port"]?["id"]?.stringValue ?? ""
             func subnet(_ cidr: String, _ extra: [String: JSONValue]) async throws -> TestReply {
                 var body: [String: JSONValue] = ["network_id": .string(network), "ip_version": 6, "cidr": .string(cidr)]
                 body.merge(extra) { _, new in new }
@@ -80,6 +82,9 @@ import Testing
             let v6 = try await subnet("fd00:6:1::/64", ["ipv6_address_mode": "slaac", "ipv6_ra_mode": "slaac"])
             #expect(v6.status == 201)
             let v6ID = v6.body?["subnet"]?["id"]?.stringValue ?? ""
+            // A port made before the subnet gets its SLAAC address too.
+            let updated = try await f.get("/ports/\(earlierID)").body?["port"]?["fixed_ips"]?.arrayValue?.compactMap { $0["ip_address"]?.stringValue }
+            #expect(updated?.contains("fd00:6:1:0:f816:3eff:fe00:e") == true, "\(updated ?? [])")
             // A port gets its IPv4 address and the address SLAAC forms from its MAC.
             let port = try await f.post("/ports", ["port": ["network_id": .string(network), "mac_address": "fa:16:3e:12:34:56"]])
             #expect(port.status == 201)
