@@ -31,7 +31,7 @@ extension ComputeService {
             try await self.save(instance, on: db)
             return instance
         }
-        if let host = instance.host { hostWakes.signal(host).notify() }
+        if let host = instance.host { await wakeHost(host) }
         return instance
     }
 
@@ -179,7 +179,7 @@ extension ComputeService {
             try await self.save(instance, on: db)
             return instance
         }
-        if let host = instance.host { hostWakes.signal(host).notify() }
+        if let host = instance.host { await wakeHost(host) }
     }
 
     /// `createImage`: a queued image is made now (its id is the answer); the host's agent fills

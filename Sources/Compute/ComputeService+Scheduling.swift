@@ -124,7 +124,7 @@ extension ComputeService {
                 return true
             }
             if bound {
-                hostWakes.signal(host.host).notify()
+                await wakeHost(host.host)
             } else {
                 try await placement.releaseAllocations(consumer: instance.id)
             }

@@ -188,7 +188,7 @@ extension ComputeService {
             try await placement.releaseAllocations(consumer: id)
             await unplugPorts(id)
         }
-        if let host { hostWakes.signal(host).notify() }
+        if let host { await wakeHost(host) }
     }
 
     /// Marks an instance deleted, in the caller's transaction; its allocations are released by the caller after commit.

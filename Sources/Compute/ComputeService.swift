@@ -86,6 +86,9 @@ public final class ComputeService: Sendable {
     let schedulerWake = WakeSignal()
     /// Per host: wakes its agent's long poll when it has work.
     let hostWakes = WakeSignals()
+    /// Tells this replica's own announcements from the others' (see `wakeHost`).
+    let replicaID = Identifier.uuid()
+    static let hostAnnouncements = "nimbus_compute_hosts"
     /// In-process links to agents, for requests outside the work queue (console output).
     let links = AgentLinks()
     let hostStateCache = RecentValue<[String: String]>()
@@ -104,6 +107,26 @@ public final class ComputeService: Sendable {
         self.images = images
         self.configuration = configuration
         self.logger = logger
+        database.subscribe(Self.hostAnnouncements) { [hostWakes, replicaID] payload in
+            // After a lost connection every agent polling here may have missed its wake.
+            guard let payload else { return hostWakes.notifyAll() }
+            let parts = payload.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0] != replicaID { hostWakes.signal(String(parts[1])).notify() }
+        }
+    }
+
+    /// Wakes `host`'s agent. Its agent may long-poll any control-plane replica: on PostgreSQL
+    /// the others are told too.
+    func wakeHost(_ host: String) async {
+        hostWakes.signal(host).notify()
+        guard database.engine == .postgres else { return }
+        do {
+            try await database.read { [database, replicaID] db in
+                try await database.announce(Self.hostAnnouncements, payload: "\(replicaID) \(host)", on: db)
+            }
+        } catch {
+            logger.warning("cannot tell the other replicas to wake a host", metadata: ["host": "\(host)", "error": "\(error)"])
+        }
     }
 
     static func now() -> String { Timestamp.keystone(Date()) }
@@ -183,6 +206,13 @@ final class WakeSignal: Sendable {
 final class WakeSignals: Sendable {
     private let lock = NSLock()
     nonisolated(unsafe) private var signals: [String: WakeSignal] = [:]
+
+    func notifyAll() {
+        lock.lock()
+        let all = Array(signals.values)
+        lock.unlock()
+        for signal in all { signal.notify() }
+    }
 
     func signal(_ key: String) -> WakeSignal {
         lock.lock()

@@ -26,7 +26,8 @@ public struct NetworkConfiguration: Sendable {
 /// `NetworkControlPlane`) all call these methods; nothing here knows about HTTP.
 ///
 /// Every write is one transaction, after which `signal` moves on so that agents waiting for their
-/// host's state wake and re-read it.
+/// host's state wake and re-read it. On PostgreSQL the write is also announced to the other
+/// control-plane replicas, whose signals move when they hear it.
 public final class NetworkService: Sendable {
     public typealias Record = RecordTable.Record
 
@@ -41,10 +42,17 @@ public final class NetworkService: Sendable {
     /// tells Nova with a `network-changed` event.
     let instanceWatch = InstanceWatch()
 
+    /// Tells this replica's own announcements from the others'.
+    let replicaID = Identifier.uuid()
+    static let announcements = "nimbus_network"
+
     public init(database: Database, configuration: NetworkConfiguration = .init(), logger: Logger) {
         self.database = database
         self.configuration = configuration
         self.logger = logger
+        database.subscribe(Self.announcements) { [signal, replicaID] from in
+            if from != replicaID { signal.bump() }
+        }
     }
 
     static func now() -> String { Timestamp.seconds(Date()) }
@@ -56,7 +64,11 @@ public final class NetworkService: Sendable {
         var attempt = 0
         while true {
             do {
-                let result = try await database.transaction(body)
+                let result = try await database.transaction { [database, replicaID] db in
+                    let result = try await body(db)
+                    try await database.announce(Self.announcements, payload: replicaID, on: db)
+                    return result
+                }
                 signal.bump()
                 return result
             } catch where Database.isUniqueViolation(error) && attempt < 4 {

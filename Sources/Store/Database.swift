@@ -22,6 +22,10 @@ public final class Database: Sendable {
     private let pool: Pool
     /// Serializes SQLite write transactions in-process (see `AsyncLock`); unused on PostgreSQL.
     private let writeLock = AsyncLock()
+    /// PostgreSQL only: how to open the dedicated connections that `subscribe` listens on.
+    let listenConfiguration: PostgresConnection.Configuration?
+    /// Listening tasks, cancelled by `shutdown`.
+    let subscriptions = Subscriptions()
 
     // The pool hops to its event loops internally; it predates Sendable annotations.
     private enum Pool: @unchecked Sendable {
@@ -41,7 +45,7 @@ public final class Database: Sendable {
                 maxConnectionsPerEventLoop: maxConnections,
                 logger: logger,
                 on: group)
-            return Database(engine: .postgres, pool: .postgres(pool), logger: logger)
+            return Database(engine: .postgres, pool: .postgres(pool), logger: logger, listenConfiguration: configuration.coreConfiguration)
         }
         guard url.hasPrefix("sqlite:") else {
             throw NimbusError.badRequest("Unsupported database URL '\(url)': use sqlite:PATH or postgres://...")
@@ -51,10 +55,11 @@ public final class Database: Sendable {
         // Requests hold a connection across awaits, so more are in use at once than there are
         // cores; a connection closed on return takes its prepared statements with it.
         let pool = try DirectSQLitePool(path: path, maxIdle: max(maxConnections, 1) * 8)
-        return Database(engine: .sqlite, pool: .sqlite(pool), logger: logger)
+        return Database(engine: .sqlite, pool: .sqlite(pool), logger: logger, listenConfiguration: nil)
     }
 
-    private init(engine: DatabaseEngine, pool: Pool, logger: Logger) {
+    private init(engine: DatabaseEngine, pool: Pool, logger: Logger, listenConfiguration: PostgresConnection.Configuration?) {
+        self.listenConfiguration = listenConfiguration
         self.engine = engine
         self.pool = pool
         self.logger = logger
@@ -109,6 +114,7 @@ public final class Database: Sendable {
     }
 
     public func shutdown() async {
+        subscriptions.cancelAll()
         switch pool {
         case .sqlite(let pool): pool.close()
         case .postgres(let pool): try? await pool.shutdownAsync()

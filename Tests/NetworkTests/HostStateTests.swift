@@ -1,8 +1,10 @@
 import Dataplane
 import Foundation
+import Logging
 import NimbusCore
-import NimbusNetwork
+@testable import NimbusNetwork
 import NimbusTesting
+import Store
 import Testing
 
 /// What agents get: compute hosts their ports with resolved rules, the network node DHCP and routers.
@@ -138,6 +140,29 @@ import Testing
             #expect(try await f.delete("/networks/\(try await sharedID())", token: f.admin).status == 204)
             try await network.seedDefaults(adminProject: admin, demoProject: demo)
             #expect(try await names() == ["private", "public"])
+        }
+    }
+}
+
+/// Replicas of the control plane on one PostgreSQL database: an agent long-polling one replica
+/// wakes for a write made through another (NOTIFY/LISTEN), not at the end of its poll.
+@Suite struct ReplicaAnnouncementTests {
+    @Test(arguments: TestDatabase.engines.filter { $0 == .postgres })
+    func aWriteThroughOneReplicaWakesTheOthersAgents(engine: DatabaseEngine) async throws {
+        try await TestDatabase.with(engine, migrations: NetworkSchema.migrations) { database in
+            var logger = Logger(label: "test")
+            logger.logLevel = .warning
+            let polled = NetworkService(database: database, logger: logger)
+            let written = NetworkService(database: database, logger: logger)
+            try await polled.registerNetworkHost(host: "node", tunnelAddress: "192.0.2.1", networkNode: true)
+            let before = try await polled.hostNetworkState(host: "node", after: nil, wait: .seconds(1))
+            async let woken = polled.hostNetworkState(host: "node", after: before.generation, wait: .seconds(60))
+            // The listening connection is opened in the background; give it a moment.
+            try await Task.sleep(for: .seconds(2))
+            _ = try await written.createNetwork(["network": ["name": "from-the-other-replica"]],
+                                                caller: NetworkService.seedCaller("p", admin: true))
+            let after = try await woken
+            #expect(after.generation > before.generation, "woken by the announcement, not by the end of the poll")
         }
     }
 }
