@@ -23,7 +23,8 @@ extension NetworkService: NetworkControlPlane {
     public func hostNetworkState(host: String, after generation: Int64?, wait: Duration) async throws -> HostNetworkState {
         if let generation, generation >= signal.current { await signal.wait(after: generation, timeout: wait) }
         let current = signal.current
-        return try await database.read { db in try await self.buildState(host: host, generation: current, on: db) }
+        let world = try await worlds.world(at: current) { try await self.database.read { try await self.loadWorld(on: $0) } }
+        return Self.state(host: host, generation: current, world: world)
     }
 
     public func portsWired(host: String, ports: [String]) async throws {
@@ -45,7 +46,7 @@ extension NetworkService: NetworkControlPlane {
     }
 
     /// Everything the state is derived from, read once.
-    struct World {
+    struct World: Sendable {
         var networks: [String: Record] = [:]
         var subnets: [String: Record] = [:]
         var ports: [Record] = []
@@ -70,11 +71,6 @@ extension NetworkService: NetworkControlPlane {
         world.routers = try await NetworkSchema.routers.list(on: db)
         world.floatingIPs = try await NetworkSchema.floatingIPs.list(on: db)
         return world
-    }
-
-    func buildState(host: String, generation: Int64, on db: any SQLDatabase) async throws -> HostNetworkState {
-        let world = try await loadWorld(on: db)
-        return Self.state(host: host, generation: generation, world: world)
     }
 
     /// The pure derivation: which networks and ports the host carries, and for the network node

@@ -36,6 +36,8 @@ public final class NetworkService: Sendable {
     let logger: Logger
     /// The dataplane generation and the agents waiting for it to move.
     let signal = GenerationSignal()
+    /// The records agents' states derive from, as read at the latest generation asked for.
+    let worlds = WorldCache()
     /// Where each subnet's next free-address search starts; a guess only (the table decides).
     let cursors = AllocationCursors()
     /// Told when a server's addresses change outside Compute (a floating IP moved), as Neutron
@@ -240,6 +242,29 @@ extension NetworkService {
             guard let port = try? await database.read({ try await NetworkSchema.ports.fetch(id, on: $0) }),
                   (port.string("device_owner") ?? "").hasPrefix("compute:"), let instance = port.string("device_id"), !instance.isEmpty else { continue }
             await instanceWatch.notify(instance)
+        }
+    }
+}
+
+/// One read of the records per dataplane generation: every agent woken by a change asks at once,
+/// and all of them derive their host's state from the same read instead of each reading every
+/// table. A read that fails is forgotten, so the next ask tries again.
+final class WorldCache: Sendable {
+    private let lock = NSLock()
+    nonisolated(unsafe) private var latest: (generation: Int64, read: Task<NetworkService.World, any Error>)?
+
+    func world(at generation: Int64, read: @escaping @Sendable () async throws -> NetworkService.World) async throws -> NetworkService.World {
+        let task = lock.withLock { () -> Task<NetworkService.World, any Error> in
+            if let latest, latest.generation == generation { return latest.read }
+            let task = Task { try await read() }
+            latest = (generation, task)
+            return task
+        }
+        do {
+            return try await task.value
+        } catch {
+            lock.withLock { if latest?.generation == generation { latest = nil } }
+            throw error
         }
     }
 }

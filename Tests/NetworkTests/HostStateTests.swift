@@ -166,3 +166,37 @@ import Testing
         }
     }
 }
+
+@Suite struct WorldCacheTests {
+    final class Reads: @unchecked Sendable {
+        let lock = NSLock()
+        var count = 0
+        var failNext = false
+        func read() async throws -> NetworkService.World {
+            let fail = lock.withLock { () -> Bool in
+                count += 1
+                defer { failNext = false }
+                return failNext
+            }
+            try await Task.sleep(for: .milliseconds(50))
+            if fail { throw Stopped(description: "read failed") }
+            return NetworkService.World()
+        }
+    }
+
+    @Test func oneReadPerGenerationAndFailuresAreForgotten() async throws {
+        let cache = WorldCache(), reads = Reads()
+        // Twenty agents woken by one change share one read.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<20 { group.addTask { _ = try await cache.world(at: 7) { try await reads.read() } } }
+            try await group.waitForAll()
+        }
+        #expect(reads.count == 1)
+        _ = try await cache.world(at: 8) { try await reads.read() }
+        #expect(reads.count == 2)
+        reads.failNext = true
+        await #expect(throws: Stopped.self) { _ = try await cache.world(at: 9) { try await reads.read() } }
+        _ = try await cache.world(at: 9) { try await reads.read() }
+        #expect(reads.count == 4, "the failed read is not served again")
+    }
+}
