@@ -1,6 +1,6 @@
 import Foundation
 import NimbusCore
-import NimbusNetwork
+@testable import NimbusNetwork
 import NimbusTesting
 import Testing
 
@@ -98,6 +98,29 @@ import Testing
             let bySubnet = try await f.post("/ports", ["port": ["network_id": .string(network), "mac_address": "fa:16:3e:00:00:01",
                                                                  "fixed_ips": [["subnet_id": .string(v6ID)]]]])
             #expect(bySubnet.body?["port"]?["fixed_ips"]?.arrayValue?.first?["ip_address"] == "fd00:6:1:0:f816:3eff:fe00:1")
+        }
+    }
+
+    /// The filter allow-lists are written out (an empty list has no view to read them from); they
+    /// must name exactly the attributes the views render, so a filter on any shown attribute works.
+    @Test func filterableAttributesAreWhatTheViewsRender() async throws {
+        try await TestCloud.with { session in
+            let f = try await NetworkFixture.make(session)
+            let (network, subnet) = try await f.networkWithSubnet("shown", cidr: "192.168.70.0/24", token: f.admin)
+            _ = subnet
+            _ = try await f.create("ports", "port", ["network_id": .string(network)], token: f.admin)
+            let publicID = try await f.get("/networks?name=public", token: f.admin).body?["networks"]?.arrayValue?.first?["id"]?.stringValue ?? ""
+            _ = try await f.create("floatingips", "floatingip", ["floating_network_id": .string(publicID)], token: f.admin)
+            let collections = ["networks", "subnets", "ports", "security-groups", "security-group-rules", "routers", "floatingips"]
+            for collection in collections {
+                let key = collection.replacingOccurrences(of: "-", with: "_")
+                let listed = try await f.get("/\(collection)", token: f.admin).body?[key]?.arrayValue ?? []
+                #expect(!listed.isEmpty, "\(collection)")
+                let rendered = Set(listed.flatMap { $0.objectValue?.keys.map { $0 } ?? [] })
+                let allowed = NetworkAPI.filterable[collection] ?? []
+                #expect(rendered.subtracting(allowed).isEmpty, "\(collection) renders unfilterable \(rendered.subtracting(allowed).sorted())")
+                #expect(allowed.subtracting(rendered).isEmpty, "\(collection) filters on unrendered \(allowed.subtracting(rendered).sorted())")
+            }
         }
     }
 
