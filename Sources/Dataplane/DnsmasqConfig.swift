@@ -66,20 +66,23 @@ struct DnsmasqConfig: Equatable {
         return ["--enable-ra", "--ra-param=\(insideInterface),60,0"] + args
     }
 
-    /// A router's advertisements on its internal legs: the prefix of each SLAAC or DHCPv6-stateless
-    /// subnet it routes, with itself as default router (lifetime 1800 s), as Neutron's radvd sends.
-    /// nil when no leg needs one. (DHCPv6-stateful subnets get no router advertisement here: the
-    /// prefix's A flag would make guests form addresses the IPAM never gave.)
+    /// A router's advertisements on its internal legs, with itself as default router (lifetime
+    /// 1800 s), as Neutron's radvd sends them: each SLAAC subnet's prefix to form addresses from
+    /// (A flag), a DHCPv6-stateless one's with the O flag, a DHCPv6-stateful one's with the M flag
+    /// and without A. This dnsmasq answers no DHCPv6 itself (it knows no hosts: `tag:!known`);
+    /// the network's own dnsmasq does. nil when no leg needs advertising.
     init?(routerAdvertisementsFor router: RouterWiring, directory: String) {
         var args = ["dnsmasq", "--no-hosts", "--no-resolv", "--port=0", "--except-interface=lo", "--bind-interfaces",
-                    "--pid-file=\(directory)/pid", "--dhcp-leasefile=\(directory)/leases", "--user=root", "--group=root", "--enable-ra"]
+                    "--pid-file=\(directory)/pid", "--dhcp-leasefile=\(directory)/leases", "--user=root", "--group=root", "--enable-ra",
+                    "--dhcp-ignore=tag:!known"]
         var advertised = false
         for port in router.interfaces.sorted(by: { $0.portID < $1.portID }) {
             let name = RouterNAT.interface(port)
             let prefixes = port.addresses.filter { $0.version == 6 }.compactMap { address -> String? in
-                guard let mode = address.ipv6Mode, ["slaac", "dhcpv6-stateless"].contains(mode),
+                let modes = ["slaac": "ra-only", "dhcpv6-stateless": "ra-stateless", "dhcpv6-stateful": "static"]
+                guard let mode = address.ipv6Mode.flatMap({ modes[$0] }),
                       let (prefix, length) = Self.prefixAndLength(Self.networkOf(address)) else { return nil }
-                return "--dhcp-range=\(prefix),\(mode == "slaac" ? "ra-only" : "ra-stateless"),\(length)"
+                return "--dhcp-range=\(prefix),\(mode),\(length)"
             }
             guard !prefixes.isEmpty else { continue }
             advertised = true

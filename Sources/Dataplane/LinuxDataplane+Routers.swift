@@ -2,7 +2,7 @@ import Foundation
 
 /// Routers: a namespace per router with a `qr-` leg on each attached network, a `qg-` leg on the
 /// external one, forwarding on, a default route via the external gateway, NAT (`RouterNAT`), and
-/// router advertisements on legs with SLAAC subnets (a dnsmasq inside; IPv6 is routed, not NATed).
+/// router advertisements on legs with IPv6 subnets in a mode (a dnsmasq inside; IPv6 is routed, not NATed).
 extension LinuxDataplane {
     func routerDirectory(_ router: String) -> URL {
         stateDirectory.appendingPathComponent("router").appendingPathComponent(router)

@@ -88,7 +88,8 @@ import Testing
         #expect(config?.arguments.contains("--interface=qr-a") == true)
         #expect(config?.arguments.contains("--ra-param=qr-a,30,1800") == true)
         #expect(config?.arguments.contains("--dhcp-range=fd00:1::,ra-only,49") == true, "\(config?.arguments ?? [])")
-        #expect(config?.arguments.contains { $0.contains("qr-b") || $0.contains("fd00:2") } == false)
+        #expect(config?.arguments.contains("--dhcp-range=fd00:2::,static,64") == true, "the M flag, no A")
+        #expect(config?.arguments.contains("--dhcp-ignore=tag:!known") == true, "the router answers no DHCPv6")
         let v4Only = RouterWiring(id: "r", gateway: nil, interfaces: [leg("a", [FixedAddress(address: "10.0.0.1", prefixLength: 24, subnetID: "s", version: 4)])])
         #expect(DnsmasqConfig(routerAdvertisementsFor: v4Only, directory: "/r") == nil)
     }
