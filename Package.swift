@@ -31,6 +31,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         .target(name: "CSQLiteTuning"),
+        .target(name: "CConcurrencyHook"),
         .target(name: "Store", dependencies: [
             "NimbusCore", "CSQLiteTuning",
             .product(name: "SQLKit", package: "sql-kit"),
@@ -103,7 +104,7 @@ let package = Package(
             .product(name: "NIOFoundationCompat", package: "swift-nio"),
         ], swiftSettings: swiftSettings),
         .executableTarget(name: "NimbusCLI", dependencies: [
-            "Cloud", "NimbusCore", "Store", "Identity", "GuestImage", "Agent", "Hypervisor", "Dataplane",
+            "CConcurrencyHook", "Cloud", "NimbusCore", "Store", "Identity", "GuestImage", "Agent", "Hypervisor", "Dataplane",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CConcurrencyHook
 import Dispatch
 import Foundation
 import NIOCore
@@ -10,12 +11,29 @@ enum Entry {
     /// on one thread instead of hopping between the event loop and the cooperative pool twice per
     /// request. Must happen before any task exists, hence a synchronous entry point.
     static func main() {
-        _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        if !NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor() {
+            installEventLoopsAsGlobalExecutor()
+        }
         Task {
             await Nimbus.main()
             exit(0)
         }
         dispatchMain()
+    }
+}
+
+/// What NIO's installer does, through a hook address the linker resolved: in a statically linked
+/// binary NIO's dlsym cannot see the hook, and every task would hop between NIO's threads and
+/// dispatch's pool. Jobs go to the current event loop when there is one (`any()` is sticky).
+private func installEventLoopsAsGlobalExecutor() {
+    typealias Hook = @convention(thin) (UnownedJob, @convention(thin) (UnownedJob) -> Void) -> Void
+    let slot = nimbus_swift_task_enqueue_global_hook()
+    guard slot.pointee == nil else { return }
+    withUnsafeTemporaryAllocation(of: Hook.self, capacity: 1) { hook in
+        hook.baseAddress!.initialize(to: { job, _ in
+            MultiThreadedEventLoopGroup.singleton.any().enqueue(ExecutorJob(job))
+        })
+        hook.baseAddress!.withMemoryRebound(to: UnsafeMutableRawPointer?.self, capacity: 1) { slot.pointee = $0.pointee }
     }
 }
 
