@@ -47,17 +47,17 @@ struct DnsmasqConfig: Equatable {
     /// is advertised on-link: SLAAC (A flag) for `slaac`, plus DHCPv6 for options (O flag) for
     /// `dhcpv6-stateless`, or addresses from DHCPv6 static leases (M flag) for `dhcpv6-stateful`.
     /// Router lifetime 0: this namespace holds no gateway, so it must never become a default route.
+    /// Neutron's IPv6 modes as dnsmasq `--dhcp-range` modes; they set the advertisement's A, O and
+    /// M flags, and whether dnsmasq leases addresses.
+    static let rangeModes = ["slaac": "ra-only", "dhcpv6-stateless": "ra-stateless", "dhcpv6-stateful": "static"]
+
     static func ipv6Arguments(_ subnets: [DHCPSubnet]) -> [String] {
         var args: [String] = []
         for (index, subnet) in subnets.enumerated() where subnet.version == 6 {
             guard let mode = subnet.ipv6Mode, let (prefix, length) = prefixAndLength(subnet.cidr) else { continue }
+            guard let range = rangeModes[mode] else { continue }
             let tag = "subnet\(index)"
-            switch mode {
-            case "slaac": args.append("--dhcp-range=set:\(tag),\(prefix),ra-only,\(length)")
-            case "dhcpv6-stateless": args.append("--dhcp-range=set:\(tag),\(prefix),ra-stateless,\(length)")
-            case "dhcpv6-stateful": args.append("--dhcp-range=set:\(tag),\(prefix),static,\(length),86400s")
-            default: continue
-            }
+            args.append("--dhcp-range=set:\(tag),\(prefix),\(range),\(length)" + (range == "static" ? ",86400s" : ""))
             if !subnet.dnsServers.isEmpty, mode != "slaac" {
                 args.append("--dhcp-option=tag:\(tag),option6:dns-server,\(subnet.dnsServers.map { "[\($0)]" }.joined(separator: ","))")
             }
@@ -79,8 +79,7 @@ struct DnsmasqConfig: Equatable {
         for port in router.interfaces.sorted(by: { $0.portID < $1.portID }) {
             let name = RouterNAT.interface(port)
             let prefixes = port.addresses.filter { $0.version == 6 }.compactMap { address -> String? in
-                let modes = ["slaac": "ra-only", "dhcpv6-stateless": "ra-stateless", "dhcpv6-stateful": "static"]
-                guard let mode = address.ipv6Mode.flatMap({ modes[$0] }),
+                guard let mode = address.ipv6Mode.flatMap({ Self.rangeModes[$0] }),
                       let (prefix, length) = Self.prefixAndLength(Self.networkOf(address)) else { return nil }
                 return "--dhcp-range=\(prefix),\(mode),\(length)"
             }

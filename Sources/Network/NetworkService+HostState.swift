@@ -114,7 +114,7 @@ extension NetworkService: NetworkControlPlane {
         (port["fixed_ips"]?.fixedIPs ?? []).compactMap { entry in
             guard let subnet = world.subnets[entry.subnet], let cidr = CIDR(subnet.string("cidr") ?? "") else { return nil }
             return FixedAddress(address: entry.address, prefixLength: cidr.prefix, subnetID: entry.subnet, version: cidr.version,
-                                ipv6Mode: subnet.string("ipv6_address_mode") ?? subnet.string("ipv6_ra_mode"))
+                                ipv6Mode: SubnetLayout.ipv6Mode(subnet))
         }
     }
 
@@ -171,7 +171,7 @@ extension NetworkService: NetworkControlPlane {
                                hostRoutes: (subnet["host_routes"]?.arrayValue ?? []).compactMap { route in
                                    guard let destination = route["destination"]?.stringValue, let hop = route["nexthop"]?.stringValue else { return nil }
                                    return HostRoute(destination: destination, nexthop: hop)
-                               }, ipv6Mode: subnet.string("ipv6_address_mode") ?? subnet.string("ipv6_ra_mode"))
+                               }, ipv6Mode: SubnetLayout.ipv6Mode(subnet))
                 }
             let served = Set(subnets.map(\.id))
             let hosts = world.ports.filter { $0.string("network_id") == networkID && ($0.string("device_owner") ?? "").hasPrefix("compute:") }

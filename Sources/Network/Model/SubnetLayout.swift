@@ -24,7 +24,12 @@ struct SubnetLayout: Sendable {
             return IPRange(start: start, end: end)
         }
         enableDHCP = record["enable_dhcp"]?.boolValue ?? false
-        addressMode = record.string("ipv6_address_mode") ?? record.string("ipv6_ra_mode")
+        addressMode = Self.ipv6Mode(record)
+    }
+
+    /// A subnet row's IPv6 mode: `ipv6_address_mode`, else `ipv6_ra_mode`.
+    static func ipv6Mode(_ record: RecordTable.Record) -> String? {
+        record.string("ipv6_address_mode") ?? record.string("ipv6_ra_mode")
     }
 
     /// Ports get the address SLAAC gives them (prefix + EUI-64 of the MAC), as Neutron assigns it.
