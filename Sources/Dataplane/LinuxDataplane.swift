@@ -158,6 +158,10 @@ public actor LinuxDataplane {
         guard !namedNamespaces().contains(name) else { return }
         try await CommandRunner.run(["ip", "netns", "add", name])
         try await CommandRunner.run(["ip", "-n", name, "link", "set", "lo", "up"])
+        // No duplicate address detection on the legs that will move in: IPAM already keeps
+        // addresses unique, and a tentative link-local address delays the first router advertisement.
+        try await CommandRunner.run(["ip", "netns", "exec", name, "sysctl", "-q", "-w",
+                                     "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0"])
     }
 
     func deleteNamespace(_ name: String) async {

@@ -133,7 +133,7 @@ enum GuestFiles {
 
     # user_data directives, one per line, answered on the console after the marker (in the
     # background: boot is done, and a directive may take seconds):
-    #   nimbus-ping ADDR  -> NIMBUS-PING ADDR ok|fail   (tries for about 10 s)
+    #   nimbus-ping ADDR  -> NIMBUS-PING ADDR ok|fail   (tries for 10 s)
     #   nimbus-fetch URL  -> NIMBUS-FETCH URL <first line of the body>|fail
     if [ -s /var/run/user_data ]; then
         (
@@ -144,10 +144,13 @@ enum GuestFiles {
                 case $directive in
                     nimbus-ping)
                         result=fail
-                        for try in 1 2 3 4 5 6 7 8 9 10; do
+                        # Ten seconds by the clock, however fast each try fails: an address
+                        # without a route yet (IPv6 before the router's advertisement) fails at
+                        # once, and counted tries then gave up after five seconds.
+                        end=$(( $(cut -d. -f1 /proc/uptime) + 10 ))
+                        while :; do
                             if ping -c 1 -W 1 "$argument" >/dev/null 2>&1; then result=ok; break; fi
-                            # An unreachable address fails at once (say, an IPv6 address still
-                            # in duplicate address detection): keep the tries spread out.
+                            [ "$(cut -d. -f1 /proc/uptime)" -lt "$end" ] || break
                             usleep 500000
                         done
                         # A line of its own: busybox init's "press Enter" prompt may end without one.
