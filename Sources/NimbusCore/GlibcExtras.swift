@@ -9,6 +9,10 @@ public enum GlibcExtras {
     public static let fallocate = function("fallocate", as: (@convention(c) (Int32, Int32, off_t, off_t) -> Int32).self)
     public static let fallocateCollapseRange: Int32 = 0x08
 
+    /// sync_file_range(2), and its flag that starts writeback without waiting for it.
+    public static let syncFileRange = function("sync_file_range", as: (@convention(c) (Int32, off_t, off_t, UInt32) -> Int32).self)
+    public static let syncFileRangeWrite: UInt32 = 2
+
     /// mallopt(3), and the parameters of it that Nimbus sets (values from malloc.h).
     public static let mallopt = function("mallopt", as: (@convention(c) (Int32, Int32) -> Int32).self)
     public static let mallocMmapThreshold: Int32 = -3

@@ -1,7 +1,6 @@
 import Crypto
 import Foundation
 import NIOCore
-import NIOFileSystem
 import NimbusCore
 
 /// Image data on the local disk, one file per image under `root/images`, and staged imports
@@ -9,6 +8,7 @@ import NimbusCore
 ///
 /// Uploads stream to a temp file while the hashes and the format inspection are computed, are
 /// fsynced, and only then renamed into place: a crash leaves either no file or a whole one.
+/// (`FileChunks` still reads with NIOFileSystem; writes go through `WritePipeline`.)
 public struct ImageFileStore: Sendable {
     public let root: URL
 
@@ -36,63 +36,42 @@ public struct ImageFileStore: Sendable {
         _ chunks: Chunks, to destination: String, limit: Int64
     ) async throws -> Written where Chunks.Element == ByteBuffer {
         let temporary = root.appendingPathComponent("tmp/\(Identifier.uuid())").path
-        let md5 = DigestStream(.md5)
-        let sha512 = DigestStream(.sha512)
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw NimbusError.internal("cannot create image data (errno \(errno))") }
+        let pipeline = WritePipeline(descriptor: descriptor)
         var inspector = DiskFormatInspector()
-        // MD5 and SHA-512 each cost more than the copy itself. Each batch of 1 MiB is hashed on two
-        // queues of its own while this task inspects and writes it and gathers the next one; a
-        // batch's hashes are awaited only when the next batch is ready. Not on the cooperative pool:
-        // it has one thread per core, and two hashing jobs there leave this task none to resume on.
-        let md5Queue = DispatchQueue(label: "nimbus.image.md5"), sha512Queue = DispatchQueue(label: "nimbus.image.sha512")
-        var hashing: DispatchGroup?
-        func awaitHashes() async {
-            guard let group = hashing else { return }
-            await withCheckedContinuation { done in group.notify(queue: md5Queue) { done.resume() } }
-            hashing = nil
-        }
         do {
-            try await FileSystem.shared.withFileHandle(forWritingAt: FilePath(temporary), options: .newFile(replaceExisting: true)) { handle in
-                try await handle.withBufferedWriter(capacity: .mebibytes(1)) { writer in
-                    var batch: [ByteBuffer] = []
-                    var batchBytes = 0
-                    func flush() async throws {
-                        guard !batch.isEmpty else { return }
-                        await awaitHashes()
-                        let pending = batch
-                        let group = DispatchGroup()
-                        md5Queue.async(group: group) { for buffer in pending { buffer.withUnsafeReadableBytes { md5.update($0) } } }
-                        sha512Queue.async(group: group) { for buffer in pending { buffer.withUnsafeReadableBytes { sha512.update($0) } } }
-                        hashing = group
-                        for buffer in pending {
-                            inspector.feed(buffer.readableBytesView)
-                            try await writer.write(contentsOf: buffer)
-                        }
-                        batch.removeAll(keepingCapacity: true)
-                        batchBytes = 0
-                    }
-                    for try await chunk in chunks {
-                        if inspector.totalBytes + Int64(batchBytes + chunk.readableBytes) > limit {
-                            throw NimbusError(.payloadTooLarge, "Image storage quota exceeded: the upload would use more than the \(limit) bytes left for this project.")
-                        }
-                        batch.append(chunk)
-                        batchBytes += chunk.readableBytes
-                        if batchBytes >= 1 << 20 { try await flush() }
-                    }
-                    try await flush()
-                }
-                try await handle.synchronize()
+            var batch: [ByteBuffer] = []
+            var batchBytes = 0
+            func submit() async throws {
+                guard !batch.isEmpty else { return }
+                for buffer in batch { inspector.feed(buffer.readableBytesView) }
+                try await pipeline.submit(batch)
+                batch.removeAll(keepingCapacity: true)
+                batchBytes = 0
             }
+            for try await chunk in chunks {
+                if inspector.totalBytes + Int64(batchBytes + chunk.readableBytes) > limit {
+                    throw NimbusError(.payloadTooLarge, "Image storage quota exceeded: the upload would use more than the \(limit) bytes left for this project.")
+                }
+                batch.append(chunk)
+                batchBytes += chunk.readableBytes
+                if batchBytes >= 1 << 20 { try await submit() }
+            }
+            try await submit()
+            try await pipeline.finish()
             guard rename(temporary, destination) == 0 else {
                 throw NimbusError.internal("cannot move image data into place (errno \(errno))")
             }
         } catch {
-            await awaitHashes()
+            await pipeline.drain()
+            close(descriptor)
             unlink(temporary)
             throw error
         }
-        await awaitHashes()
-        return Written(size: inspector.totalBytes, md5: Self.hex(md5.finalize()), sha512: Self.hex(sha512.finalize()),
-                       inspection: inspector.result())
+        close(descriptor)
+        let (md5, sha512) = pipeline.digests()
+        return Written(size: inspector.totalBytes, md5: md5, sha512: sha512, inspection: inspector.result())
     }
 
     /// Moves staged data into the store (same filesystem: a rename).
