@@ -262,9 +262,14 @@ def nimbus_leftovers():
 
 
 def dataplane_dump():
-    """What the host's filter and bridges look like, for a failure message."""
-    return "\n--- nft ---\n" + sh("nft", "list", "ruleset", check=False).stdout[-6000:] + \
+    """What the host's filter, bridges and router namespaces look like, for a failure message."""
+    dump = "\n--- nft ---\n" + sh("nft", "list", "ruleset", check=False).stdout[-6000:] + \
         "\n--- bridge link ---\n" + sh("bridge", "link", check=False).stdout
+    for namespace in sh("ip", "netns", "list", check=False).stdout.split():
+        if namespace.startswith("nimbus-router-"):
+            dump += f"\n--- {namespace} ---\n" + sh("ip", "-n", namespace, "-br", "addr", check=False).stdout + \
+                sh("ip", "-n", namespace, "-6", "route", check=False).stdout
+    return dump + "\n--- dnsmasq ---\n" + sh("pgrep", "-a", "dnsmasq", check=False).stdout
 
 
 def fixed_ip(server, network, version=4):
