@@ -55,7 +55,6 @@ let package = Package(
             "NimbusCore", "Store", "Gateway",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "_NIOFileSystem", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOFoundationCompat", package: "swift-nio"),
         ], swiftSettings: swiftSettings),

@@ -13,6 +13,15 @@ public enum GlibcExtras {
     public static let syncFileRange = function("sync_file_range", as: (@convention(c) (Int32, off_t, off_t, UInt32) -> Int32).self)
     public static let syncFileRangeWrite: UInt32 = 2
 
+    /// O_DIRECT (architecture-specific; nil where Nimbus does not know its value).
+    #if arch(x86_64)
+    public static let openDirect: Int32? = 0o40000
+    #elseif arch(arm64)
+    public static let openDirect: Int32? = 0o200000
+    #else
+    public static let openDirect: Int32? = nil
+    #endif
+
     /// mallopt(3), and the parameters of it that Nimbus sets (values from malloc.h).
     public static let mallopt = function("mallopt", as: (@convention(c) (Int32, Int32) -> Int32).self)
     public static let mallocMmapThreshold: Int32 = -3

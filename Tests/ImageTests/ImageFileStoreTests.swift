@@ -8,8 +8,9 @@ import Testing
 /// The write path: batches hashed and written on three queues must still give the bytes and the
 /// hashes of the whole stream, in order, and leave nothing behind when the upload fails.
 @Suite struct ImageFileStoreTests {
-    static func store() throws -> ImageFileStore {
-        try ImageFileStore(root: FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-store-\(UUID().uuidString)"))
+    static func store(directWrites: Bool = true) throws -> ImageFileStore {
+        try ImageFileStore(root: FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-store-\(UUID().uuidString)"),
+                           directWrites: directWrites)
     }
 
     /// Chunks of uneven sizes (as a socket delivers them) adding up to several batches.
@@ -25,8 +26,10 @@ import Testing
         return chunks
     }
 
-    @Test func manyBatchesKeepTheirOrderAndHashes() async throws {
-        let store = try Self.store()
+    /// Direct writes (whole 1 MiB blocks, then a buffered tail) and buffered ones.
+    @Test(arguments: [true, false])
+    func manyBatchesKeepTheirOrderAndHashes(directWrites: Bool) async throws {
+        let store = try Self.store(directWrites: directWrites)
         defer { try? FileManager.default.removeItem(at: store.root) }
         let chunks = Self.chunks(total: 3_500_000)
         let expected = chunks.reduce(into: Data()) { $0.append(contentsOf: $1.readableBytesView) }
@@ -57,6 +60,33 @@ extension Array where Element: Sendable {
         AsyncStream { continuation in
             for element in self { continuation.yield(element) }
             continuation.finish()
+        }
+    }
+}
+
+/// Reading back: whole files and ranges that start and end anywhere in a block.
+@Suite struct FileChunksTests {
+    @Test func rangesAnywhereReadTheRightBytes() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-chunks-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("data")
+        let data = Data((0..<300_123).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) })
+        try data.write(to: file)
+        func read(_ range: ClosedRange<Int64>?, blockSize: Int) async throws -> Data {
+            var out = Data()
+            for try await chunk in FileChunks(path: file.path, range: range, blockSize: blockSize) {
+                #expect(chunk.readableBytes <= blockSize)
+                out.append(contentsOf: chunk.readableBytesView)
+            }
+            return out
+        }
+        for blockSize in [4096, 65536, 1 << 20] {
+            #expect(try await read(nil, blockSize: blockSize) == data)
+            for range: ClosedRange<Int64> in [0...0, 1...4095, 4095...4096, 5000...200_001, 299_999...300_122, 123...300_122] {
+                let expected = data[Int(range.lowerBound)...Int(range.upperBound)]
+                #expect(try await read(range, blockSize: blockSize) == expected, "\(range), blocks of \(blockSize)")
+            }
         }
     }
 }

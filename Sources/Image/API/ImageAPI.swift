@@ -107,10 +107,10 @@ public enum ImageAPI {
         let size = Int(image["size"]?.intValue ?? 0)
         var headers: HTTPFields = [.contentType: "application/octet-stream"]
         if let checksum = image.string("checksum") { headers[HTTPField.Name("Content-MD5")!] = checksum }
-        let fileIO = FileIO()
         guard let rangeHeader = request.headers[.range] else {
             headers[.contentLength] = String(size)
-            return Response(status: .ok, headers: headers, body: try await fileIO.loadFile(path: path, context: context, chunkLength: downloadChunk))
+            return Response(status: .ok, headers: headers,
+                            body: ResponseBody(asyncSequence: FileChunks(path: path, blockSize: downloadChunk)))
         }
         guard let range = parseRange(rangeHeader, size: size) else {
             headers[.contentRange] = "bytes */\(size)"
@@ -118,14 +118,15 @@ public enum ImageAPI {
         }
         headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(size)"
         headers[.contentLength] = String(range.count)
+        let bytes = Int64(range.lowerBound)...Int64(range.upperBound)
         return Response(status: .partialContent, headers: headers,
-                        body: try await fileIO.loadFile(path: path, range: range, context: context, chunkLength: downloadChunk))
+                        body: ResponseBody(asyncSequence: FileChunks(path: path, range: bytes, blockSize: downloadChunk)))
     }
 
-    /// Image files are large and read once: 256 KiB reads cost half the calls of the default
-    /// 128 KiB. Larger ones gained little, and each of the chunks queued on a slow connection
-    /// stays in the server's heap until glibc reuses it.
-    static let downloadChunk = 256 << 10
+    /// Direct reads of a cold 1 GiB image sent 776–949 MiB/s in 256 KiB blocks, 1,161–1,300 in
+    /// 512 KiB and 1,206–1,247 in 1 MiB; but each block queued on a slow connection stays in the
+    /// server's heap until glibc reuses it, and 1 MiB blocks grew the RSS by 22 MiB against 14.
+    static let downloadChunk = 512 << 10
 
     /// `bytes=a-b`, `bytes=a-` or `bytes=-n`, clamped to the data; nil when it selects nothing.
     static func parseRange(_ header: String, size: Int) -> ClosedRange<Int>? {

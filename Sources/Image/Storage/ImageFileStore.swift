@@ -8,12 +8,15 @@ import NimbusCore
 ///
 /// Uploads stream to a temp file while the hashes and the format inspection are computed, are
 /// fsynced, and only then renamed into place: a crash leaves either no file or a whole one.
-/// (`FileChunks` still reads with NIOFileSystem; writes go through `WritePipeline`.)
 public struct ImageFileStore: Sendable {
     public let root: URL
 
-    public init(root: URL) throws {
+    /// Whether uploads bypass the page cache where the filesystem allows it.
+    public let directWrites: Bool
+
+    public init(root: URL, directWrites: Bool = true) throws {
         self.root = root
+        self.directWrites = directWrites
         for directory in ["images", "staging", "tmp"] {
             try FileManager.default.createDirectory(at: root.appendingPathComponent(directory), withIntermediateDirectories: true)
         }
@@ -36,9 +39,16 @@ public struct ImageFileStore: Sendable {
         _ chunks: Chunks, to destination: String, limit: Int64
     ) async throws -> Written where Chunks.Element == ByteBuffer {
         let temporary = root.appendingPathComponent("tmp/\(Identifier.uuid())").path
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        let flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC
+        // Past the page cache where the filesystem allows it (see WritePipeline); tmpfs does not.
+        var direct = directWrites && GlibcExtras.openDirect != nil
+        var descriptor = direct ? open(temporary, flags | GlibcExtras.openDirect!, 0o644) : -1
+        if descriptor < 0 {
+            direct = false
+            descriptor = open(temporary, flags, 0o644)
+        }
         guard descriptor >= 0 else { throw NimbusError.internal("cannot create image data (errno \(errno))") }
-        let pipeline = WritePipeline(descriptor: descriptor)
+        let pipeline = WritePipeline(descriptor: descriptor, direct: direct)
         var inspector = DiskFormatInspector()
         do {
             var batch: [ByteBuffer] = []

@@ -13,9 +13,15 @@ import Glibc
 /// batches are held). Not on the cooperative pool: it has one thread per core, and hashing jobs there
 /// leave the upload task none to resume on.
 ///
-/// Each written batch's writeback starts at once (`sync_file_range`), so the disk works while the
-/// upload goes on and the closing `fsync` has little left to wait for.
+/// The data bypasses the page cache (`O_DIRECT`, in aligned 1 MiB blocks copied into a buffer of
+/// the pipeline's own): image data is read rarely, and on a VM whose host takes back freed guest
+/// memory, each new page-cache page costs a fault on the host — buffered writes of 1 GiB took
+/// 0.3–1.5 s of system time here, direct ones 0.15–0.2 s. The tail under a block, and filesystems
+/// without O_DIRECT (tmpfs), are written through the page cache, whose writeback starts at once
+/// (`sync_file_range`) so the closing `fsync` has little left to wait for.
 final class WritePipeline: @unchecked Sendable {
+    static let blockSize = 1 << 20
+
     private let descriptor: Int32
     private let md5Digest = DigestStream(.md5), sha512Digest = DigestStream(.sha512)
     private let md5Queue = DispatchQueue(label: "nimbus.image.md5")
@@ -25,8 +31,26 @@ final class WritePipeline: @unchecked Sendable {
     // Touched only on writeQueue, or after awaiting inFlight (the group orders the accesses).
     private var offset: off_t = 0
     private var writeError: Int32 = 0
+    /// Aligned memory where direct writes gather a block (nil if the file is not open for them).
+    private let staging: UnsafeMutableRawBufferPointer?
+    private var stagingFill = 0
+    private var direct: Bool
 
-    init(descriptor: Int32) { self.descriptor = descriptor }
+    /// - Parameter direct: whether `descriptor` was opened with O_DIRECT.
+    init(descriptor: Int32, direct: Bool) {
+        self.descriptor = descriptor
+        var memory: UnsafeMutableRawPointer?
+        if direct, posix_memalign(&memory, 4096, Self.blockSize) == 0, let memory {
+            staging = UnsafeMutableRawBufferPointer(start: memory, count: Self.blockSize)
+            self.direct = true
+        } else {
+            staging = nil
+            self.direct = false
+            if direct { Self.stopDirect(descriptor) }
+        }
+    }
+
+    deinit { staging.map { free($0.baseAddress) } }
 
     /// Hands one batch over, once the previous one is hashed and written.
     func submit(_ batch: [ByteBuffer]) async throws {
@@ -34,17 +58,24 @@ final class WritePipeline: @unchecked Sendable {
         let group = DispatchGroup()
         md5Queue.async(group: group) { for buffer in batch { buffer.withUnsafeReadableBytes { self.md5Digest.update($0) } } }
         sha512Queue.async(group: group) { for buffer in batch { buffer.withUnsafeReadableBytes { self.sha512Digest.update($0) } } }
-        writeQueue.async(group: group) { self.write(batch) }
+        writeQueue.async(group: group) { for buffer in batch { buffer.withUnsafeReadableBytes { self.write($0) } } }
         inFlight = group
     }
 
-    /// Waits for the last batch and makes the file durable.
+    /// Waits for the last batch, writes what is left of the last block, and makes the file durable.
     func finish() async throws {
         try await awaitPrevious()
         let failed: Int32 = await withCheckedContinuation { done in
-            writeQueue.async { done.resume(returning: fsync(self.descriptor) == 0 ? 0 : errno) }
+            writeQueue.async {
+                if self.direct, let staging = self.staging, self.stagingFill > 0 {
+                    self.usePageCache()
+                    self.writeAll(UnsafeRawBufferPointer(rebasing: staging[..<self.stagingFill]))
+                }
+                if self.writeError != 0 { return done.resume(returning: self.writeError) }
+                done.resume(returning: fsync(self.descriptor) == 0 ? 0 : errno)
+            }
         }
-        if failed != 0 { throw NimbusError.internal("cannot flush image data to disk (errno \(failed))") }
+        if failed != 0 { throw NimbusError.internal("cannot write image data to disk (errno \(failed))") }
     }
 
     /// Waits for whatever is in flight, ignoring its outcome (the upload failed anyway).
@@ -62,25 +93,58 @@ final class WritePipeline: @unchecked Sendable {
         if writeError != 0 { throw NimbusError.internal("cannot write image data (errno \(writeError))") }
     }
 
-    private func write(_ batch: [ByteBuffer]) {
-        guard writeError == 0 else { return }
-        let start = offset
-        for buffer in batch {
-            let failed = buffer.withUnsafeReadableBytes { bytes -> Int32 in
-                var done = 0
-                while done < bytes.count {
-                    let written = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, offset + done)
-                    if written < 0 {
-                        if errno == EINTR { continue }
-                        return errno
-                    }
-                    done += written
-                }
-                return 0
+    private func write(_ bytes: UnsafeRawBufferPointer) {
+        guard writeError == 0, !bytes.isEmpty else { return }
+        guard direct, let staging else {
+            if writeAll(bytes) == 0 {
+                _ = GlibcExtras.syncFileRange?(descriptor, offset - bytes.count, bytes.count, GlibcExtras.syncFileRangeWrite)
             }
-            if failed != 0 { writeError = failed; return }
-            offset += buffer.readableBytes
+            return
         }
-        _ = GlibcExtras.syncFileRange?(descriptor, start, offset - start, GlibcExtras.syncFileRangeWrite)
+        var consumed = 0
+        while consumed < bytes.count {
+            let taken = min(bytes.count - consumed, staging.count - stagingFill)
+            (staging.baseAddress! + stagingFill).copyMemory(from: bytes.baseAddress! + consumed, byteCount: taken)
+            stagingFill += taken
+            consumed += taken
+            guard stagingFill == staging.count else { continue }
+            stagingFill = 0
+            if writeAll(UnsafeRawBufferPointer(staging)) == EINVAL {
+                // The filesystem took O_DIRECT at open but refuses it for writes.
+                writeError = 0
+                usePageCache()
+                writeAll(UnsafeRawBufferPointer(staging))
+            }
+            guard writeError == 0 else { return }
+            if !direct { return write(UnsafeRawBufferPointer(rebasing: bytes[consumed...])) }
+        }
+    }
+
+    /// pwrite(2) until all of `bytes` is at `offset`; records the error, if any, and returns it.
+    @discardableResult
+    private func writeAll(_ bytes: UnsafeRawBufferPointer) -> Int32 {
+        var done = 0
+        while done < bytes.count {
+            let written = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, offset + done)
+            if written < 0 {
+                if errno == EINTR { continue }
+                writeError = errno
+                return errno
+            }
+            done += written
+        }
+        offset += bytes.count
+        return 0
+    }
+
+    /// From now on, writes go through the page cache.
+    private func usePageCache() {
+        direct = false
+        Self.stopDirect(descriptor)
+    }
+
+    private static func stopDirect(_ descriptor: Int32) {
+        guard let flag = GlibcExtras.openDirect else { return }
+        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) & ~flag)
     }
 }
