@@ -44,8 +44,9 @@ public struct ImageFileStore: Sendable {
         var direct = directWrites && GlibcExtras.openDirect != nil
         var descriptor = direct ? open(temporary, flags | GlibcExtras.openDirect!, 0o644) : -1
         if descriptor < 0 {
+            // A filesystem that refuses O_DIRECT may have created the file before refusing.
             direct = false
-            descriptor = open(temporary, flags, 0o644)
+            descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         }
         guard descriptor >= 0 else { throw NimbusError.internal("cannot create image data (errno \(errno))") }
         let pipeline = WritePipeline(descriptor: descriptor, direct: direct)
