@@ -120,6 +120,7 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store", "NimbusCore", "NimbusTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "IdentityTests", dependencies: ["Identity", "NimbusCore", "NimbusTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "GuestImageTests", dependencies: ["GuestImage"], swiftSettings: swiftSettings),
+        .testTarget(name: "NimbusCoreTests", dependencies: ["NimbusCore"], swiftSettings: swiftSettings),
         .testTarget(name: "ImageTests", dependencies: ["Image", "NimbusCore", .product(name: "Crypto", package: "swift-crypto"), .product(name: "NIOCore", package: "swift-nio")], swiftSettings: swiftSettings),
         .testTarget(name: "DataplaneTests", dependencies: ["Dataplane"], swiftSettings: swiftSettings),
         .testTarget(name: "NetworkTests", dependencies: ["NimbusNetwork", "Cloud", "Dataplane", "NimbusCore", "NimbusTesting", "Store"], swiftSettings: swiftSettings),

@@ -156,49 +156,18 @@ public final class ComputeService: Sendable {
 
 /// A wake-up for one waiting loop: `notify` releases current waiters, or the next one if none waits.
 final class WakeSignal: Sendable {
-    private let state = LockedState()
+    /// Whether a `notify` came with no one waiting.
+    private let room = WaitingRoom(false)
 
-    private final class LockedState: @unchecked Sendable {
-        let lock = NSLock()
-        var pending = false
-        var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
-    }
+    func notify() { room.wakeAll { pending, anyoneWaiting in pending = !anyoneWaiting } }
 
-    func notify() {
-        state.lock.lock()
-        let waiters = state.waiters
-        state.waiters = [:]
-        state.pending = waiters.isEmpty
-        state.lock.unlock()
-        for waiter in waiters.values { waiter.resume() }
-    }
-
-    /// Returns at the next `notify` (or at once if one came since the last wait), or after `timeout`.
+    /// Returns at the next `notify` (or at once if one came since the last wait), after `timeout`,
+    /// or when the caller is cancelled.
     func wait(timeout: Duration) async {
-        let id = UUID()
-        await withCheckedContinuation { continuation in
-            state.lock.lock()
-            if state.pending {
-                state.pending = false
-                state.lock.unlock()
-                continuation.resume()
-                return
-            }
-            state.waiters[id] = continuation
-            state.lock.unlock()
-            // Started only once registered, so a timeout can never miss its waiter.
-            Task {
-                try? await Task.sleep(for: timeout)
-                self.release(id)
-            }
+        await room.wait(timeout: timeout) { pending in
+            defer { pending = false }
+            return pending
         }
-    }
-
-    private func release(_ id: UUID) {
-        state.lock.lock()
-        let waiter = state.waiters.removeValue(forKey: id)
-        state.lock.unlock()
-        waiter?.resume()
     }
 }
 

@@ -148,56 +148,15 @@ extension NimbusError {
 /// It starts from the clock so that a restarted control plane never answers with a generation an
 /// agent already saw (which would make it wait out a change it has not got).
 final class GenerationSignal: Sendable {
-    private let lock = NSLock()
-    nonisolated(unsafe) private var generation = Int64(Date().timeIntervalSince1970 * 1000)
-    nonisolated(unsafe) private var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
+    private let room = WaitingRoom(Int64(Date().timeIntervalSince1970 * 1000))
 
-    var current: Int64 {
-        lock.lock()
-        defer { lock.unlock() }
-        return generation
-    }
+    var current: Int64 { room.state }
 
-    func bump() {
-        lock.lock()
-        generation += 1
-        let woken = waiters
-        waiters = [:]
-        lock.unlock()
-        for waiter in woken.values { waiter.resume() }
-    }
+    func bump() { room.wakeAll { generation, _ in generation += 1 } }
 
-    /// Returns once the generation is past `seen`, after `timeout`, or when the caller is
-    /// cancelled (a shutdown must not wait out an agent's long poll).
+    /// Returns once the generation is past `seen`, after `timeout`, or when the caller is cancelled.
     func wait(after seen: Int64, timeout: Duration) async {
-        let id = UUID()
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                lock.lock()
-                // Checked under the lock that `release` takes: a cancellation either sees the
-                // waiter registered, or is seen here.
-                if generation > seen || Task.isCancelled {
-                    lock.unlock()
-                    continuation.resume()
-                    return
-                }
-                waiters[id] = continuation
-                lock.unlock()
-                Task {
-                    try? await Task.sleep(for: timeout)
-                    self.release(id)
-                }
-            }
-        } onCancel: {
-            release(id)
-        }
-    }
-
-    private func release(_ id: UUID) {
-        lock.lock()
-        let waiter = waiters.removeValue(forKey: id)
-        lock.unlock()
-        waiter?.resume()
+        await room.wait(timeout: timeout) { $0 > seen }
     }
 }
 
