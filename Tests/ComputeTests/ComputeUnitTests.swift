@@ -88,7 +88,8 @@ import Logging
                 return 1
             }
         }
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // Far below the 30 s sleep, with room for a test host whose two cores are busy.
+        #expect(ContinuousClock.now - started < .seconds(20))
         let value = try await ComputeAgent.withDeadline(.seconds(5), what: "spawn") { 7 }
         #expect(value == 7)
     }

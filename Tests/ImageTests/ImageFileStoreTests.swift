@@ -13,13 +13,19 @@ import Testing
                            directWrites: directWrites)
     }
 
-    /// Chunks of uneven sizes (as a socket delivers them) adding up to several batches.
+    /// Chunks of uneven sizes (as a socket delivers them) adding up to several batches. The bytes
+    /// repeat a random pattern of odd length, so a batch out of place changes the file and its
+    /// hashes; built by copying, as a byte-by-byte loop in a debug build would hold a
+    /// cooperative thread (of two) for seconds.
     static func chunks(total: Int) -> [ByteBuffer] {
-        var generator = SystemRandomNumberGenerator()
+        let pattern = (0..<65_537).map { _ in UInt8.random(in: 0...255) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(total)
+        while bytes.count < total { bytes.append(contentsOf: pattern.prefix(total - bytes.count)) }
         var chunks: [ByteBuffer] = [], made = 0, size = 1
         while made < total {
             let length = min(total - made, size)
-            chunks.append(ByteBuffer(bytes: (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }))
+            chunks.append(ByteBuffer(bytes: bytes[made..<(made + length)]))
             made += length
             size = size * 7 % 300_001 + 1
         }
