@@ -32,12 +32,13 @@ import Testing
         return chunks
     }
 
-    /// Direct writes (whole 1 MiB blocks, then a buffered tail) and buffered ones.
-    @Test(arguments: [true, false])
-    func manyBatchesKeepTheirOrderAndHashes(directWrites: Bool) async throws {
+    /// Direct writes (whole 1 MiB blocks, then a buffered tail) and buffered ones; nothing, a tail
+    /// only, one whole block, and more blocks than the pipeline holds at once (so blocks are reused).
+    @Test(arguments: [true, false], [0, 1_000, WritePipeline.blockSize, WritePipeline.blockSize * (WritePipeline.depth + 2) + 17])
+    func manyBlocksKeepTheirOrderAndHashes(directWrites: Bool, total: Int) async throws {
         let store = try Self.store(directWrites: directWrites)
         defer { try? FileManager.default.removeItem(at: store.root) }
-        let chunks = Self.chunks(total: 3_500_000)
+        let chunks = Self.chunks(total: total)
         let expected = chunks.reduce(into: Data()) { $0.append(contentsOf: $1.readableBytesView) }
         let destination = store.path(of: "image-a")
         let written = try await store.write(chunks.async, to: destination, limit: .max)

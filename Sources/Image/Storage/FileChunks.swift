@@ -8,19 +8,16 @@ import Glibc
 /// A file's bytes, or a range of them, as buffers of at most `blockSize` bytes: what downloads send
 /// and what copies within the store feed to the upload path (hashing and inspection included).
 ///
-/// Reads bypass the page cache where the filesystem allows it (`O_DIRECT`, into 4 KiB-aligned
-/// space inside each buffer, so nothing is copied): image data is large and read rarely, and on a
-/// VM whose host takes back freed guest memory, filling new page-cache pages costs a host fault
-/// each (a cold 1 GiB read took 1.45 s buffered, 0.75–0.99 s direct). The next block is read
-/// while the consumer sends the current one.
+/// Reads bypass the page cache where the filesystem allows it (`DirectIO`, into aligned space
+/// inside each buffer, so nothing is copied): a cold 1 GiB read took 1.45 s buffered here,
+/// 0.75–0.99 s direct. The next block is read while the consumer sends the current one.
 struct FileChunks: AsyncSequence, Sendable {
     typealias Element = ByteBuffer
-    static let alignment = 4096
 
     let path: String
     /// Bytes to read; nil for the whole file.
     var range: ClosedRange<Int64>?
-    /// A multiple of `alignment`.
+    /// A multiple of `DirectIO.alignment`.
     var blockSize = 1 << 20
 
     func makeAsyncIterator() -> Iterator { Iterator(chunks: self) }
@@ -46,7 +43,7 @@ struct FileChunks: AsyncSequence, Sendable {
             guard position < end, let file else { return nil }
             var block = try await (ahead ?? read(file, at: position)).value
             ahead = nil
-            let skip = Int(position % Int64(FileChunks.alignment))
+            let skip = Int(position % Int64(DirectIO.alignment))
             guard block.readableBytes > skip else { return nil }  // the file shrank
             let taken = Int(Swift.min(Int64(block.readableBytes - skip), end - position))
             block.moveReaderIndex(forwardBy: skip)
@@ -57,7 +54,7 @@ struct FileChunks: AsyncSequence, Sendable {
         }
 
         private func read(_ file: OpenFile, at position: Int64) -> Task<ByteBuffer, any Error> {
-            let aligned = position - position % Int64(FileChunks.alignment), count = chunks.blockSize
+            let aligned = position - position % Int64(DirectIO.alignment), count = chunks.blockSize
             return Task { try await file.read(at: aligned, count: count) }
         }
     }
@@ -69,10 +66,9 @@ struct FileChunks: AsyncSequence, Sendable {
         private let queue = DispatchQueue(label: "nimbus.image.read")
 
         init(path: String) throws {
-            var descriptor: Int32 = -1
-            if let direct = GlibcExtras.openDirect { descriptor = open(path, O_RDONLY | O_CLOEXEC | direct) }
-            if descriptor < 0 { descriptor = open(path, O_RDONLY | O_CLOEXEC) }  // tmpfs, say
-            guard descriptor >= 0 else { throw NimbusError.internal("cannot open image data (errno \(errno))") }
+            guard let (descriptor, _) = DirectIO.open(path, O_RDONLY | O_CLOEXEC) else {
+                throw NimbusError.internal("cannot open image data (errno \(errno))")
+            }
             var status = stat()
             guard fstat(descriptor, &status) == 0 else {
                 close(descriptor)
@@ -88,10 +84,10 @@ struct FileChunks: AsyncSequence, Sendable {
         func read(at offset: Int64, count: Int) async throws -> ByteBuffer {
             try await withCheckedThrowingContinuation { continuation in
                 queue.async {
-                    var buffer = ByteBufferAllocator().buffer(capacity: count + FileChunks.alignment)
+                    var buffer = ByteBufferAllocator().buffer(capacity: count + DirectIO.alignment)
                     let (padding, result) = buffer.withUnsafeMutableWritableBytes { space -> (Int, Int) in
                         let base = space.baseAddress!
-                        let padding = (FileChunks.alignment - Int(bitPattern: base) % FileChunks.alignment) % FileChunks.alignment
+                        let padding = (DirectIO.alignment - Int(bitPattern: base) % DirectIO.alignment) % DirectIO.alignment
                         while true {
                             let result = pread(self.descriptor, base + padding, count, off_t(offset))
                             if result < 0, errno == EINTR { continue }

@@ -11,10 +11,13 @@ import NimbusCore
 public struct ImageFileStore: Sendable {
     public let root: URL
 
-    /// Whether uploads bypass the page cache where the filesystem allows it.
-    public let directWrites: Bool
+    /// Whether uploads bypass the page cache where the filesystem allows it; tests turn it off
+    /// to cover the buffered path on a filesystem that allows it.
+    let directWrites: Bool
 
-    public init(root: URL, directWrites: Bool = true) throws {
+    public init(root: URL) throws { try self.init(root: root, directWrites: true) }
+
+    init(root: URL, directWrites: Bool) throws {
         self.root = root
         self.directWrites = directWrites
         for directory in ["images", "staging", "tmp"] {
@@ -40,36 +43,19 @@ public struct ImageFileStore: Sendable {
     ) async throws -> Written where Chunks.Element == ByteBuffer {
         let temporary = root.appendingPathComponent("tmp/\(Identifier.uuid())").path
         let flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC
-        // Past the page cache where the filesystem allows it (see WritePipeline); tmpfs does not.
-        var direct = directWrites && GlibcExtras.openDirect != nil
-        var descriptor = direct ? open(temporary, flags | GlibcExtras.openDirect!, 0o644) : -1
-        if descriptor < 0 {
-            // A filesystem that refuses O_DIRECT may have created the file before refusing.
-            direct = false
-            descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard let (descriptor, direct) = DirectIO.open(temporary, flags, tryDirect: directWrites) else {
+            throw NimbusError.internal("cannot create image data (errno \(errno))")
         }
-        guard descriptor >= 0 else { throw NimbusError.internal("cannot create image data (errno \(errno))") }
         let pipeline = WritePipeline(descriptor: descriptor, direct: direct)
         var inspector = DiskFormatInspector()
         do {
-            var batch: [ByteBuffer] = []
-            var batchBytes = 0
-            func submit() async throws {
-                guard !batch.isEmpty else { return }
-                for buffer in batch { inspector.feed(buffer.readableBytesView) }
-                try await pipeline.submit(batch)
-                batch.removeAll(keepingCapacity: true)
-                batchBytes = 0
-            }
             for try await chunk in chunks {
-                if inspector.totalBytes + Int64(batchBytes + chunk.readableBytes) > limit {
+                if inspector.totalBytes + Int64(chunk.readableBytes) > limit {
                     throw NimbusError(.payloadTooLarge, "Image storage quota exceeded: the upload would use more than the \(limit) bytes left for this project.")
                 }
-                batch.append(chunk)
-                batchBytes += chunk.readableBytes
-                if batchBytes >= 1 << 20 { try await submit() }
+                inspector.feed(chunk.readableBytesView)
+                try await pipeline.append(chunk)
             }
-            try await submit()
             try await pipeline.finish()
             guard rename(temporary, destination) == 0 else {
                 throw NimbusError.internal("cannot move image data into place (errno \(errno))")
