@@ -49,6 +49,32 @@ public struct GuestSpec: Sendable, Equatable, Codable {
     }
 }
 
+extension GuestSpec {
+    /// Decodes every field by name; a spec saved before guests had NICs (`spec.json` of an older
+    /// Nimbus) has none. The compiler checks that every other field is decoded.
+    public init(from decoder: any Decoder) throws {
+        let fields = try decoder.container(keyedBy: CodingKeys.self)
+        uuid = try fields.decode(String.self, forKey: .uuid)
+        name = try fields.decode(String.self, forKey: .name)
+        hostname = try fields.decode(String.self, forKey: .hostname)
+        vcpus = try fields.decode(Int.self, forKey: .vcpus)
+        memoryMB = try fields.decode(Int.self, forKey: .memoryMB)
+        rootGB = try fields.decode(Int.self, forKey: .rootGB)
+        ephemeralGB = try fields.decode(Int.self, forKey: .ephemeralGB)
+        swapMB = try fields.decode(Int.self, forKey: .swapMB)
+        imageID = try fields.decode(String.self, forKey: .imageID)
+        userData = try fields.decodeIfPresent(String.self, forKey: .userData)
+        metadata = try fields.decode([String: String].self, forKey: .metadata)
+        publicKeys = try fields.decode([String: String].self, forKey: .publicKeys)
+        extraSpecs = try fields.decode([String: String].self, forKey: .extraSpecs)
+        projectID = try fields.decode(String.self, forKey: .projectID)
+        availabilityZone = try fields.decode(String.self, forKey: .availabilityZone)
+        launchIndex = try fields.decode(Int.self, forKey: .launchIndex)
+        imageProperties = try fields.decode([String: String].self, forKey: .imageProperties)
+        nics = try fields.decodeIfPresent([GuestNIC].self, forKey: .nics) ?? []
+    }
+}
+
 /// A guest's network interface: the port it stands for, its MAC, and the host tap it opens.
 public struct GuestNIC: Sendable, Equatable, Codable {
     public var portID: String

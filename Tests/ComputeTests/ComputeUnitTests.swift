@@ -137,3 +137,31 @@ import Logging
         #expect(try Data(contentsOf: log) == after)
     }
 }
+
+/// `spec.json` is how a host finds its guests again after a restart.
+@Suite struct GuestSpecFileTests {
+    @Test func savedSpecComesBackWholeAndOlderSpecsHaveNoNICs() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("spec-file-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let driver = QEMUDriver(configuration: QEMUDriver.Configuration(directory: directory),
+                                images: ConsoleCapTests.NoImages(), logger: Logger(label: "test"))
+        let spec = GuestSpec(uuid: UUID().uuidString.lowercased(), name: "a", hostname: "a", vcpus: 2, memoryMB: 256, rootGB: 1,
+                             ephemeralGB: 1, swapMB: 16, imageID: "image", userData: "#!/bin/sh", metadata: ["k": "v"],
+                             publicKeys: ["key": "ssh-ed25519 AAAA"], extraSpecs: ["hw:cpu_policy": "shared"], projectID: "p",
+                             availabilityZone: "az", launchIndex: 3, imageProperties: ["kernel_id": "k"],
+                             nics: [GuestNIC(portID: "port", mac: "fa:16:3e:00:00:01", tap: "tap0", mtu: 1450, networkID: "net")])
+        let folder = await driver.folder(spec.uuid)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try await driver.save(spec)
+        #expect(try await driver.loadSpec(spec.uuid) == spec)
+
+        // As a Nimbus from before networking wrote it.
+        let file = await driver.specFile(spec.uuid)
+        var fields = try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as! [String: Any]
+        fields["nics"] = nil
+        try JSONSerialization.data(withJSONObject: fields).write(to: file)
+        var withoutNICs = spec
+        withoutNICs.nics = []
+        #expect(try await driver.loadSpec(spec.uuid) == withoutNICs)
+    }
+}

@@ -368,12 +368,12 @@ public actor QEMUDriver: HypervisorDriver {
     }
 
     func save(_ spec: GuestSpec) throws {
-        try JSONEncoder().encode(CodableSpec(spec)).write(to: specFile(spec.uuid))
+        try JSONEncoder().encode(spec).write(to: specFile(spec.uuid))
     }
 
     func loadSpec(_ uuid: String) throws -> GuestSpec {
         guard let data = try? Data(contentsOf: specFile(uuid)) else { throw HypervisorError("Instance \(uuid) could not be found on this host.") }
-        return try JSONDecoder().decode(CodableSpec.self, from: data).spec
+        return try JSONDecoder().decode(GuestSpec.self, from: data)
     }
 
     /// QEMU's command line for a guest. Only ids and numbers reach it, never names or metadata;
@@ -618,30 +618,5 @@ public actor QEMUDriver: HypervisorDriver {
         let all = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
         let complete = text.hasSuffix("\n") ? all.dropLast() : all[...]
         return complete.suffix(lines).map { $0 + "\n" }.joined()
-    }
-}
-
-/// The spec as kept in `spec.json`, for restarts.
-struct CodableSpec: Codable {
-    var uuid, name, hostname, imageID, projectID, availabilityZone: String
-    var vcpus, memoryMB, rootGB, ephemeralGB, swapMB, launchIndex: Int
-    var userData: String?
-    var metadata, publicKeys, extraSpecs, imageProperties: [String: String]
-    var nics: [GuestNIC]?
-
-    init(_ spec: GuestSpec) {
-        nics = spec.nics
-        uuid = spec.uuid; name = spec.name; hostname = spec.hostname; imageID = spec.imageID
-        projectID = spec.projectID; availabilityZone = spec.availabilityZone
-        vcpus = spec.vcpus; memoryMB = spec.memoryMB; rootGB = spec.rootGB; ephemeralGB = spec.ephemeralGB
-        swapMB = spec.swapMB; launchIndex = spec.launchIndex; userData = spec.userData
-        metadata = spec.metadata; publicKeys = spec.publicKeys; extraSpecs = spec.extraSpecs; imageProperties = spec.imageProperties
-    }
-
-    var spec: GuestSpec {
-        GuestSpec(uuid: uuid, name: name, hostname: hostname, vcpus: vcpus, memoryMB: memoryMB, rootGB: rootGB,
-                  ephemeralGB: ephemeralGB, swapMB: swapMB, imageID: imageID, userData: userData, metadata: metadata,
-                  publicKeys: publicKeys, extraSpecs: extraSpecs, projectID: projectID, availabilityZone: availabilityZone,
-                  launchIndex: launchIndex, imageProperties: imageProperties, nics: nics ?? [])
     }
 }
