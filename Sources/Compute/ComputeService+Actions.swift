@@ -29,9 +29,10 @@ extension ComputeService {
             instance.taskState = task
             instance.requestID = requestID
             try await self.save(instance, on: db)
+            if let host = instance.host { try await self.announceWake(host, on: db) }
             return instance
         }
-        if let host = instance.host { await wakeHost(host) }
+        if let host = instance.host { wakeHost(host) }
         return instance
     }
 
@@ -177,9 +178,10 @@ extension ComputeService {
             instance.taskState = .resizeReverting
             instance.requestID = requestID
             try await self.save(instance, on: db)
+            if let host = instance.host { try await self.announceWake(host, on: db) }
             return instance
         }
-        if let host = instance.host { await wakeHost(host) }
+        if let host = instance.host { wakeHost(host) }
     }
 
     /// `createImage`: a queued image is made now (its id is the answer); the host's agent fills

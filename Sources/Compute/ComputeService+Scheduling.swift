@@ -121,10 +121,11 @@ extension ComputeService {
                 try await self.save(current, on: db)
                 try await self.recordEvent(instance: current.id, requestID: current.requestID, event: "conductor_schedule_and_build_instances",
                                            host: host.host, started: started, on: db)
+                try await self.announceWake(host.host, on: db)
                 return true
             }
             if bound {
-                await wakeHost(host.host)
+                wakeHost(host.host)
             } else {
                 try await placement.releaseAllocations(consumer: instance.id)
             }

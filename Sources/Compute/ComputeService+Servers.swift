@@ -179,6 +179,7 @@ extension ComputeService {
             if let host = instance.host, upHosts.contains(host) {
                 instance.taskState = .deleting
                 try await self.save(instance, on: db)
+                try await self.announceWake(host, on: db)
                 return (host, false)
             }
             try await self.markDeleted(&instance, on: db)
@@ -188,7 +189,7 @@ extension ComputeService {
             try await placement.releaseAllocations(consumer: id)
             await unplugPorts(id)
         }
-        if let host { await wakeHost(host) }
+        if let host { wakeHost(host) }
     }
 
     /// Marks an instance deleted, in the caller's transaction; its allocations are released by the caller after commit.

@@ -115,18 +115,17 @@ public final class ComputeService: Sendable {
         }
     }
 
-    /// Wakes `host`'s agent. Its agent may long-poll any control-plane replica: on PostgreSQL
-    /// the others are told too.
-    func wakeHost(_ host: String) async {
+    /// Tells the other replicas, in the caller's transaction, to wake `host`'s agent, which may
+    /// long-poll any of them. PostgreSQL delivers the notification at commit, so no agent wakes
+    /// to the state before it; on SQLite there is only this replica.
+    func announceWake(_ host: String, on db: any SQLDatabase) async throws {
+        try await database.announce(Self.hostAnnouncements, payload: "\(replicaID) \(host)", on: db)
+    }
+
+    /// Wakes `host`'s agent if it long-polls this replica; call after the commit that gave it work
+    /// (and announced it with `announceWake`).
+    func wakeHost(_ host: String) {
         hostWakes.signal(host).notify()
-        guard database.engine == .postgres else { return }
-        do {
-            try await database.read { [database, replicaID] db in
-                try await database.announce(Self.hostAnnouncements, payload: "\(replicaID) \(host)", on: db)
-            }
-        } catch {
-            logger.warning("cannot tell the other replicas to wake a host", metadata: ["host": "\(host)", "error": "\(error)"])
-        }
     }
 
     static func now() -> String { Timestamp.keystone(Date()) }

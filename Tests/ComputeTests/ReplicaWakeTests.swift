@@ -32,7 +32,9 @@ import Testing
             async let work = polled.work(host: "h1", wait: .seconds(60))
             // The listening connection opens in the background; give it a moment.
             try await Task.sleep(for: .seconds(2))
-            await other.wakeHost("h1")
+            // As the other replica's API does: announced in the transaction that gives h1 work.
+            try await database.transaction { db in try await other.announceWake("h1", on: db) }
+            other.wakeHost("h1")
             _ = try await work
             #expect(ContinuousClock.now - started < .seconds(30), "woken by the other replica, not by the end of the poll")
         }
