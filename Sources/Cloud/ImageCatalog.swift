@@ -37,10 +37,7 @@ struct ImageStoreSource: ImageSource {
 }
 
 extension ImageCatalog {
-    static let operatorCaller = AuthContext(
-        user: .init(id: "nimbus-compute", name: "nimbus-compute"), userDomain: .init(id: "default", name: "Default"),
-        scope: .system, roles: [.init(id: "admin", name: "admin")], methods: ["internal"], auditIDs: [],
-        issuedAt: Date(), expiresAt: Date().addingTimeInterval(3600), applicationCredentialID: nil, token: "")
+    static let operatorCaller = AuthContext.internalCaller("nimbus-compute", scope: .system)
 
     func createSnapshotImage(name: String, diskFormat: String, properties: [String: String], minDiskGB: Int64,
                              minRAMMB: Int64, caller: AuthContext) async throws -> String {

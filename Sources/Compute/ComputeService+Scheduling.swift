@@ -177,10 +177,7 @@ extension ComputeService {
     }
 
     static func systemCaller(project: String) -> AuthContext {
-        AuthContext(user: .init(id: "nimbus-compute", name: "nimbus-compute"), userDomain: .init(id: "default", name: "Default"),
-                    scope: .project(.init(id: project, name: project), domain: .init(id: "default", name: "Default")),
-                    roles: [.init(id: "admin", name: "admin")], methods: ["internal"], auditIDs: [], issuedAt: Date(),
-                    expiresAt: Date().addingTimeInterval(60), applicationCredentialID: nil, token: "")
+        .internalCaller("nimbus-compute", scope: AuthContext.defaultDomainProject(project))
     }
 
     /// Instances stuck on a host that went down: a build there is rescheduled, a delete completes

@@ -89,10 +89,6 @@ extension NetworkService {
 
     /// A stand-in caller for the bootstrap writes, acting as the project's admin or member.
     static func seedCaller(_ project: String, admin: Bool) -> AuthContext {
-        let reference = AuthContext.Reference(id: project, name: project)
-        return AuthContext(user: .init(id: "nimbus-seed", name: "nimbus-seed"), userDomain: .init(id: "default", name: "Default"),
-                           scope: .project(reference, domain: .init(id: "default", name: "Default")),
-                           roles: [.init(id: "r", name: admin ? "admin" : "member")], methods: [], auditIDs: [],
-                           issuedAt: .distantPast, expiresAt: .distantFuture, applicationCredentialID: nil, token: "")
+        .internalCaller("nimbus-seed", scope: AuthContext.defaultDomainProject(project), role: admin ? "admin" : "member")
     }
 }
