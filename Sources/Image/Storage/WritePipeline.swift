@@ -17,7 +17,7 @@ import Glibc
 /// task none to resume on.
 ///
 /// Whole blocks are written past the page cache when the file was opened so. The last, partial
-/// block, and every block on filesystems without O_DIRECT (tmpfs), go through the page cache,
+/// block, and every block on filesystems without O_DIRECT (tmpfs before Linux 6.6), go through the page cache,
 /// whose writeback starts at once (`sync_file_range`) so the closing `fsync` has little left.
 final class WritePipeline: @unchecked Sendable {
     static let blockSize = 1 << 20
