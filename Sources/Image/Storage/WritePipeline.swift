@@ -17,8 +17,9 @@ import Glibc
 /// task none to resume on.
 ///
 /// Whole blocks are written past the page cache when the file was opened so. The last, partial
-/// block, and every block on filesystems without O_DIRECT (tmpfs before Linux 6.6), go through the page cache,
-/// whose writeback starts at once (`sync_file_range`) so the closing `fsync` has little left.
+/// block, and every block on filesystems without O_DIRECT (tmpfs before Linux 6.6), go through
+/// the page cache, whose writeback starts at once (`sync_file_range`) so the closing `fsync` has
+/// little left.
 final class WritePipeline: @unchecked Sendable {
     static let blockSize = 1 << 20
     /// 8 MiB at most, whatever the upload's size.
