@@ -13,7 +13,8 @@ enum DirectIO {
     static let alignment = 4096
 
     /// Opens `path` with O_DIRECT added to `flags`, or without it where the filesystem refuses it
-    /// (tmpfs before Linux 6.6, say) or `tryDirect` is false. Returns nil, with errno set, if it cannot open.
+    /// (tmpfs before Linux 6.6, say) or `tryDirect` is false. Returns nil, with errno set, if it
+    /// cannot open at all.
     static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644,
                      tryDirect: Bool = true) -> (descriptor: Int32, direct: Bool)? {
         var plainFlags = flags

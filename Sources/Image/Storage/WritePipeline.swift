@@ -12,7 +12,7 @@ import Glibc
 /// full block is hashed on two dispatch queues (MD5, SHA-512) and written with `pwrite` on a
 /// third, while the task fills the next one. Up to `depth` blocks are in flight, so the slowest
 /// hash (MD5, about 700 MiB/s on one core here) always has work queued: with one block in
-/// flight, 1 GiB uploaded at 343–392 MiB/s; with eight, 459–494, in the same hour. Not on the
+/// flight, 1 GiB uploaded at 309–392 MiB/s; with eight, 383–494, in the same hour. Not on the
 /// cooperative pool: it has one thread per core, and hashing jobs there would leave the upload
 /// task none to resume on.
 ///
@@ -52,7 +52,7 @@ final class WritePipeline: @unchecked Sendable {
     // The queues' jobs hold the pipeline, so nothing uses the blocks by now.
     deinit { for block in blocks { free(block.baseAddress) } }
 
-    /// Takes a copy of `bytes`; waits only when `depth` blocks are still being hashed or written.
+    /// Takes a copy of `chunk`; waits only when `depth` blocks are still being hashed or written.
     func append(_ chunk: ByteBuffer) async throws {
         var consumed = 0
         while consumed < chunk.readableBytes {
