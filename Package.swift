@@ -127,7 +127,9 @@ let package = Package(
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler"], swiftSettings: swiftSettings),
         .testTarget(name: "ComputeKeyTests", dependencies: ["Compute"], swiftSettings: swiftSettings),
         .testTarget(name: "ComputeTests", dependencies: ["Compute", "Cloud", "NimbusCore", "NimbusTesting", "Scheduler", "Agent", "Hypervisor"], swiftSettings: swiftSettings),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "NimbusCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "GatewayTests", dependencies: [
+            "Gateway", "NimbusCore", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+        ], swiftSettings: swiftSettings),
         .testTarget(name: "PlacementTests", dependencies: [
             "Placement", "NimbusCore", "NimbusTesting", "Store",
         ], swiftSettings: swiftSettings),

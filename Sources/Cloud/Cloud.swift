@@ -151,7 +151,7 @@ public final class Cloud: Sendable {
     public func run(onReady: @escaping @Sendable () async -> Void = {}) async throws {
         let app = Application(
             router: router(),
-            server: .http1(additionalChannelHandlers: [ExpectContinueHandler()]),
+            server: .http1(additionalChannelHandlers: [ExpectContinueHandler(), LargeReadsHandler()]),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "nimbus"),
             services: [identity, ComputeRuntime(compute: compute, network: network, hosts: configuration.localHosts, images: ImageStoreSource(image: image), logger: logger)],
             onServerRunning: { [compute, configuration] _ in
