@@ -69,14 +69,16 @@ public struct AuthContext: Sendable {
     /// Nimbus acting on its own behalf (seeding, scheduling, snapshots), never from a token:
     /// `user` names the part of Nimbus that acts, in the default domain, with `role`.
     public static func internalCaller(_ user: String, scope: Scope, role: String = "admin") -> AuthContext {
-        let defaultDomain = Reference(id: "default", name: "Default")
-        return AuthContext(user: Reference(id: user, name: user), userDomain: defaultDomain, scope: scope,
-                           roles: [Reference(id: role, name: role)], methods: ["internal"], auditIDs: [],
-                           issuedAt: Date(), expiresAt: .distantFuture, applicationCredentialID: nil, token: "")
+        AuthContext(user: Reference(id: user, name: user), userDomain: defaultDomain, scope: scope,
+                    roles: [Reference(id: role, name: role)], methods: ["internal"], auditIDs: [],
+                    issuedAt: Date(), expiresAt: .distantFuture, applicationCredentialID: nil, token: "")
     }
 
     /// A project in the default domain, named by its id, as internal callers scope to it.
     public static func defaultDomainProject(_ id: String) -> Scope {
-        .project(Reference(id: id, name: id), domain: Reference(id: "default", name: "Default"))
+        .project(Reference(id: id, name: id), domain: defaultDomain)
     }
+
+    /// Keystone's `default` domain, where Nimbus's own callers live.
+    private static let defaultDomain = Reference(id: "default", name: "Default")
 }
