@@ -29,6 +29,24 @@ import Testing
         }
     }
 
+    /// Tempest's test_validate_token compares the two documents whole.
+    @Test func unscopedTokenIsTheSameOnIssueAndValidation() async throws {
+        try await TestCloud.with { cloud in
+            // A user without a default project gets an unscoped token when it names no scope.
+            let admin = try await cloud.adminToken()
+            #expect(try await cloud.request(.post, "/identity/v3/users", token: admin, json: ["user": ["name": "loose", "password": "pw"]]).status == 201)
+            let issued = try await cloud.request(.post, "/identity/v3/auth/tokens", json: [
+                "auth": ["identity": ["methods": ["password"], "password": ["user": ["name": "loose", "domain": ["id": "default"], "password": "pw"]]]],
+            ])
+            #expect(issued.status == 201)
+            #expect(issued.body?["token"]?.objectValue?.keys.contains("catalog") == false, "\(issued.text)")
+            let token = try #require(issued.header("X-Subject-Token"))
+            let validated = try await cloud.request(.get, "/identity/v3/auth/tokens", token: token, headers: ["X-Subject-Token": token])
+            #expect(validated.status == 200)
+            #expect(validated.body == issued.body)
+        }
+    }
+
     @Test(arguments: TestDatabase.engines)
     func projectLifecycle(engine: DatabaseEngine) async throws {
         try await TestCloud.with(engine) { cloud in

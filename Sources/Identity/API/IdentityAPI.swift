@@ -40,8 +40,12 @@ public enum IdentityAPI {
     static func registerTokens(_ routes: inout ServiceRoutes, _ service: IdentityService) {
         routes.post("/v3/auth/tokens", .open) { request, context in
             let auth = try await service.issueToken(try await request.json(context: context))
-            let catalog = request.uri.queryParameters["nocatalog"] == nil && auth.scope != .unscoped
-                ? try await service.catalog() : nil
+            // Not a `? :` with `nil`: that reads as JSONValue's null, and an unscoped token would
+            // carry `"catalog": null` where Keystone leaves the key out.
+            var catalog: JSONValue?
+            if request.uri.queryParameters["nocatalog"] == nil && auth.scope != .unscoped {
+                catalog = try await service.catalog()
+            }
             return .json(tokenBody(auth, catalog: catalog), status: .created, headers: [.subjectToken: auth.token])
         }
         routes.get("/v3/auth/tokens") { request, context in
