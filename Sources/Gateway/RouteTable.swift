@@ -25,11 +25,15 @@ public struct ServiceRoutes: Sendable {
     /// e.g. `/identity`; routes' paths are relative to it.
     public let prefix: String
     public let faultStyle: FaultStyle
+    /// Whether `/v2/images/` names nothing (Glance answers 404) instead of `/v2/images`, which
+    /// is what the router alone would take it for. The service's root keeps its slash either way.
+    public let trailingSlashNamesNothing: Bool
     public private(set) var routes: [Route] = []
 
-    public init(prefix: String, faultStyle: FaultStyle) {
+    public init(prefix: String, faultStyle: FaultStyle, trailingSlashNamesNothing: Bool = false) {
         self.prefix = prefix
         self.faultStyle = faultStyle
+        self.trailingSlashNamesNothing = trailingSlashNamesNothing
     }
 
     public mutating func add(
@@ -71,6 +75,12 @@ extension Router where Context == NimbusContext {
             methodsByPath[full, default: [:]][route.method] = route
         }
         for path in pathOrder {
+            let slashNamesNothing = service.trailingSlashNamesNothing && path != service.prefix
+            let refuseTrailingSlash: @Sendable (Request) throws -> Void = { request in
+                if slashNamesNothing, request.uri.path.hasSuffix("/") {
+                    throw NimbusError.notFound("The resource could not be found.")
+                }
+            }
             var routes = methodsByPath[path]!
             if routes[.head] == nil, let get = routes[.get] {
                 routes[.head] = .init(method: .head, path: get.path, access: get.access) { request, context in
@@ -84,6 +94,7 @@ extension Router where Context == NimbusContext {
                 let access = route.access
                 let handler = route.handler
                 on(RouterPath(path), method: method) { request, context in
+                    try refuseTrailingSlash(request)
                     var context = context
                     if access == .authenticated {
                         guard let token = request.headers[.authToken], !token.isEmpty else {
@@ -96,7 +107,8 @@ extension Router where Context == NimbusContext {
             }
             let allowed = Set(routes.keys)
             for method in [HTTPRequest.Method.get, .post, .put, .patch, .delete] where !allowed.contains(method) {
-                on(RouterPath(path), method: method) { _, _ -> Response in
+                on(RouterPath(path), method: method) { request, _ -> Response in
+                    try refuseTrailingSlash(request)
                     throw NimbusError(.methodNotAllowed, "The method \(method.rawValue) is not allowed for the requested URL.")
                 }
             }

@@ -55,26 +55,62 @@ extension ImageService {
         }
     }
 
-    /// `POST /v2/images/{id}/import` with `glance-direct`: checks the staged data and activates it.
-    public func importStaged(_ id: String, method: String, caller: AuthContext) async throws {
-        guard method == "glance-direct" else {
-            throw NimbusError.badRequest("Import method \(method) is not supported; use glance-direct.")
+    /// `POST /v2/images/{id}/import` with `glance-direct`: checks the staged data and activates it,
+    /// recording the import as the image's task (Glance 2.12), whichever way it ends.
+    public func importStaged(_ id: String, request: JSONValue, requestID: String, caller: AuthContext) async throws {
+        let method = try FieldReader(request, path: "body").object("method", required: true)!
+        let name = try method.string("name", required: true)!
+        guard name == "glance-direct" else {
+            throw NimbusError.badRequest("Import method \(name) is not supported; use glance-direct.")
         }
         let image = try await ownedImage(id, caller, action: "import")
         try Self.requireFormats(image)
-        _ = try await database.transaction { try await self.transition(id, from: ["uploading"], to: "importing", on: $0) }
+        let now = Timestamp.seconds(Date())
+        let taskID = Identifier.uuid()
+        let task: Record = [
+            "id": .string(taskID), "image_id": .string(id), "type": "api_image_import", "status": "processing",
+            "owner": .string(image.string("owner") ?? ""), "user_id": .string(caller.user.id), "request_id": .string(requestID),
+            "input": ["image_id": .string(id), "import_req": request, "backend": nil], "message": "",
+            "created_at": .string(now), "updated_at": .string(now), "expires_at": nil,
+        ]
+        _ = try await database.transaction { db in
+            let importing = try await self.transition(id, from: ["uploading"], to: "importing", on: db)
+            try await ImageSchema.tasks.insert(task, on: db)
+            return importing
+        }
         do {
             let staged = files.stagingPath(of: id)
             let written = try await files.write(FileChunks(path: staged), to: files.path(of: id), limit: .max)
             unlink(staged)
             try Self.check(written, declaredSize: nil, claimed: image.string("disk_format") ?? "raw")
             _ = try await database.transaction { db in
-                try await self.transition(id, from: ["importing"], to: "active", extra: Self.dataColumns(written), on: db)
+                try await self.finish(task: taskID, status: "success", message: "", on: db)
+                return try await self.transition(id, from: ["importing"], to: "active", extra: Self.dataColumns(written), on: db)
             }
         } catch {
             files.remove(id)
-            _ = try? await database.transaction { try await self.transition(id, from: ["importing"], to: "queued", on: $0) }
+            _ = try? await database.transaction { db in
+                try await self.finish(task: taskID, status: "failure", message: (error as? NimbusError)?.message ?? "\(error)", on: db)
+                return try await self.transition(id, from: ["importing"], to: "queued", on: db)
+            }
             throw error
+        }
+    }
+
+    /// A finished task is kept for Glance's default 48 hours, as `expires_at` tells.
+    private func finish(task id: String, status: String, message: String, on db: any SQLDatabase) async throws {
+        let now = Date()
+        _ = try await ImageSchema.tasks.update(id, [
+            "status": .string(status), "message": .string(message), "updated_at": .string(Timestamp.seconds(now)),
+            "expires_at": .string(Timestamp.seconds(now.addingTimeInterval(48 * 3600))),
+        ], on: db)
+    }
+
+    /// `GET /v2/images/{id}/tasks`: the image's imports, oldest first.
+    public func tasks(ofImage id: String, caller: AuthContext) async throws -> [Record] {
+        _ = try await visibleImage(id, caller)
+        return try await database.read { db in
+            try await ImageSchema.tasks.list([.init("image_id", .equal, .string(id))], orderBy: "created_at", on: db)
         }
     }
 

@@ -7,17 +7,23 @@ extension ImageService {
     /// `POST /v2/images`: a `queued` record owned by the caller's project.
     public func create(_ body: JSONValue, caller: AuthContext) async throws -> Record {
         guard let fields = body.objectValue else { throw NimbusError.badRequest("The request body must be a JSON object.") }
-        guard let owner = caller.projectID else { throw NimbusError.forbidden("Images can only be created with a project-scoped token.") }
+        guard let project = caller.projectID else { throw NimbusError.forbidden("Images can only be created with a project-scoped token.") }
         var record: Record = [
             "id": .string(Identifier.uuid()), "name": nil, "status": "queued", "visibility": "shared", "protected": false,
-            "os_hidden": false, "owner": .string(owner), "disk_format": nil, "container_format": nil, "min_disk": 0, "min_ram": 0,
+            "os_hidden": false, "owner": .string(project), "disk_format": nil, "container_format": nil, "min_disk": 0, "min_ram": 0,
             "size": nil, "virtual_size": nil, "checksum": nil, "os_hash_algo": nil, "os_hash_value": nil, "tags": [],
         ]
         var properties: [String: JSONValue] = [:]
         for (key, value) in fields {
             if ImageWire.readOnly.contains(key) { throw NimbusError.forbidden("Attribute '\(key)' is read-only.") }
+            if ImageWire.isReserved(key) { throw NimbusError.forbidden("Attribute '\(key)' is reserved.") }
             let valid = try ImageWire.validate(key, value)
             if ImageWire.core.contains(key) { record[key] = valid } else if !valid.isNull { properties[key] = valid }
+        }
+        // Only an admin creates images for another project (Glance's add_image rule).
+        let owner = record.string("owner") ?? project
+        guard owner == project || caller.isAdmin else {
+            throw NimbusError.forbidden("You are not permitted to create images owned by '\(owner)'.")
         }
         if record.string("visibility") == "public" && !caller.isAdmin {
             throw NimbusError.forbidden("You are not authorized to complete publicize_image action.")

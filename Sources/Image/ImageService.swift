@@ -62,8 +62,10 @@ public final class ImageService: Sendable {
         }
     }
 
+    /// Whether the caller acts for the image's owner: an admin, or a member (not only a reader) of
+    /// the owning project, as Glance's modify, upload, delete and deactivate rules say.
     func isOwner(_ image: Record, _ caller: AuthContext) -> Bool {
-        caller.isAdmin || image.string("owner") == caller.projectID
+        caller.isAdmin || (caller.isMember && image.string("owner") == caller.projectID)
     }
 
     /// The image if the caller can see it. - Throws: 404 otherwise.

@@ -162,7 +162,64 @@ import Testing
             #expect(try await cloud.request(.get, "/image/v2/images/\(id)", token: token).body?["status"] == "uploading")
             let imported = try await cloud.request(.post, "/image/v2/images/\(id)/import", token: token, json: ["method": ["name": "glance-direct"]])
             #expect(imported.status == 202)
-            #expect(try await cloud.request(.get, "/image/v2/images/\(id)", token: token).body?["status"] == "active")
+            let image = try await cloud.request(.get, "/image/v2/images/\(id)", token: token).body
+            #expect(image?["status"] == "active")
+            #expect(image?["stores"] == "file")
+            let tasks = try await cloud.request(.get, "/image/v2/images/\(id)/tasks", token: token)
+            #expect(tasks.status == 200)
+            let task = tasks.body?["tasks"]?.arrayValue
+            #expect(task?.count == 1)
+            #expect(task?.first?["status"] == "success")
+            #expect(task?.first?["type"] == "api_image_import")
+            #expect(task?.first?["request_id"]?.stringValue == imported.header("x-openstack-request-id"))
+            #expect(task?.first?["input"]?["import_req"]?["method"]?["name"] == "glance-direct")
+        }
+    }
+
+    /// What Tempest's Glance tests found: the draft-10 patch, paths with a trailing slash,
+    /// reserved `os_glance_` names, who may set `owner`, and members (not readers) acting for a project.
+    @Test func glanceRulesTempestChecks() async throws {
+        try await TestCloud.with { cloud in
+            let admin = try await cloud.adminToken()
+            let (alice, aliceProject) = try await cloud.newProjectUser("alice")
+            let (reader, readerProject) = try await cloud.newProjectUser("rita", role: "reader")
+            let id = try await Self.create(cloud, alice, ["name": "a", "disk_format": "raw", "container_format": "bare"])
+
+            let draft10: JSONValue = [["replace": "/name", "value": "renamed"], ["add": "/os_distro", "value": "debian"]]
+            let patched = try await cloud.request(.patch, "/image/v2/images/\(id)", token: alice, json: draft10,
+                                                  headers: ["Content-Type": "application/openstack-images-v2.0-json-patch"])
+            #expect(patched.status == 200, "\(patched.text)")
+            #expect(patched.body?["name"] == "renamed")
+            #expect(patched.body?["os_distro"] == "debian")
+            let ambiguous: JSONValue = [["replace": "/name", "add": "/name", "value": "x"]]
+            #expect(try await cloud.request(.patch, "/image/v2/images/\(id)", token: alice, json: ambiguous,
+                                            headers: ["Content-Type": "application/openstack-images-v2.0-json-patch"]).status == 400)
+
+            #expect(try await cloud.request(.get, "/image/v2/images/", token: alice).status == 404)
+            #expect(try await cloud.request(.delete, "/image/v2/images/", token: alice).status == 404)
+            #expect(try await cloud.request(.get, "/image/", token: alice).status == 300)
+
+            #expect(try await cloud.request(.post, "/image/v2/images", token: alice, json: ["name": "r", "os_glance_foo": "bar"]).status == 403)
+            let reserved: JSONValue = [["op": "add", "path": "/os_glance_foo", "value": "bar"]]
+            #expect(try await cloud.request(.patch, "/image/v2/images/\(id)", token: alice, json: reserved, headers: Self.patchType).status == 403)
+
+            let given = try await cloud.request(.post, "/image/v2/images", token: admin, json: ["name": "given", "owner": .string(aliceProject)])
+            #expect(given.status == 201)
+            #expect(given.body?["owner"] == .string(aliceProject))
+            #expect(try await cloud.request(.post, "/image/v2/images", token: alice, json: ["name": "x", "owner": .string(readerProject)]).status == 403)
+            let giveAway: JSONValue = [["op": "replace", "path": "/owner", "value": .string(readerProject)]]
+            #expect(try await cloud.request(.patch, "/image/v2/images/\(id)", token: alice, json: giveAway, headers: Self.patchType).status == 403)
+
+            let readers = try await Self.create(cloud, admin, ["name": "theirs", "owner": .string(readerProject)])
+            #expect(try await cloud.request(.get, "/image/v2/images/\(readers)", token: reader).status == 200)
+            let rename: JSONValue = [["op": "replace", "path": "/name", "value": "no"]]
+            #expect(try await cloud.request(.patch, "/image/v2/images/\(readers)", token: reader, json: rename, headers: Self.patchType).status == 403)
+            #expect(try await cloud.request(.delete, "/image/v2/images/\(readers)", token: reader).status == 403)
+
+            #expect(try await cloud.request(.put, "/image/v2/images/\(id)/file", token: alice, bytes: [1, 2, 3]).status == 204)
+            #expect(try await cloud.request(.post, "/image/v2/images/\(id)/actions/deactivate", token: alice).status == 204)
+            #expect(try await cloud.request(.get, "/image/v2/images/\(id)", token: alice).body?["status"] == "deactivated")
+            #expect(try await cloud.request(.post, "/image/v2/images/\(id)/actions/reactivate", token: alice).status == 204)
         }
     }
 }

@@ -10,7 +10,7 @@ public enum ImageAPI {
     public static let prefix = "/image"
 
     public static func routes(_ service: ImageService, publicURL: String) -> ServiceRoutes {
-        var routes = ServiceRoutes(prefix: prefix, faultStyle: .glance)
+        var routes = ServiceRoutes(prefix: prefix, faultStyle: .glance, trailingSlashNamesNothing: true)
         let versions: JSONValue = ["versions": .array(["2.16", "2.15", "2.9", "2.7", "2.6", "2.5", "2.4", "2.3", "2.2", "2.1", "2.0"].enumerated().map { index, version in
             ["id": .string("v\(version)"), "status": index == 0 ? "CURRENT" : "SUPPORTED",
              "links": [["rel": "self", "href": .string("\(publicURL)\(prefix)/v2/")]]]
@@ -38,10 +38,11 @@ public enum ImageAPI {
         }
         routes.patch("/v2/images/{id}") { request, context in
             let type = request.headers[.contentType] ?? ""
-            guard type.hasPrefix("application/openstack-images-v2.1-json-patch") || type.hasPrefix("application/openstack-images-v2.0-json-patch") else {
+            guard let dialect = ImagePatchDialect(mediaType: type) else {
                 throw NimbusError(.unsupportedMediaType, "Content type \(type.isEmpty ? "(none)" : type) is not supported; use application/openstack-images-v2.1-json-patch.")
             }
-            let image = try await service.update(context.path("id"), patch: try await request.json(context: context), caller: try context.caller())
+            let image = try await service.update(context.path("id"), patch: try await request.json(context: context),
+                                                 dialect: dialect, caller: try context.caller())
             return .json(ImageWire.render(image))
         }
         routes.delete("/v2/images/{id}") { _, context in
@@ -83,10 +84,12 @@ public enum ImageAPI {
             return .empty()
         }
         routes.post("/v2/images/{id}/import") { request, context in
-            let body = try FieldReader(try await request.json(context: context), path: "body")
-            let method = try body.object("method", required: true)!
-            try await service.importStaged(context.path("id"), method: try method.string("name", required: true)!, caller: try context.caller())
+            try await service.importStaged(context.path("id"), request: try await request.json(context: context),
+                                           requestID: context.requestID, caller: try context.caller())
             return .empty(.accepted)
+        }
+        routes.get("/v2/images/{id}/tasks") { _, context in
+            .json(["tasks": .array(try await service.tasks(ofImage: context.path("id"), caller: try context.caller()).map(ImageWire.renderTask))])
         }
         routes.get("/v2/images/{id}/file") { request, context in
             try await download(request, context, service)
@@ -95,7 +98,7 @@ public enum ImageAPI {
             .json(["import-methods": ["description": "Import methods available.", "type": "array", "value": ["glance-direct"]]])
         }
         routes.get("/v2/info/stores") { _, _ in
-            .json(["stores": [["id": "file", "description": "Local file store", "default": true]]])
+            .json(["stores": [["id": .string(ImageWire.fileStoreID), "description": "Local file store", "default": true]]])
         }
     }
 

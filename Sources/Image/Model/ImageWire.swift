@@ -5,14 +5,18 @@ import Store
 enum ImageWire {
     static let diskFormats: Set<String> = ["ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"]
     static let containerFormats: Set<String> = ["ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"]
+    /// The one store, as `/v2/info/stores` and images' `stores` name it.
+    static let fileStoreID = "file"
     static let visibilities: Set<String> = ["public", "private", "shared", "community"]
     /// Attributes the server owns; writing them is a 403, as in Glance.
     static let readOnly: Set<String> = [
-        "status", "checksum", "size", "virtual_size", "owner", "created_at", "updated_at", "self", "file", "schema",
+        "status", "checksum", "size", "virtual_size", "created_at", "updated_at", "self", "file", "schema",
         "locations", "direct_url", "os_hash_algo", "os_hash_value", "stores",
     ]
+    /// Glance keeps properties named `os_glance…` for itself; a user setting one is a 403.
+    static func isReserved(_ key: String) -> Bool { key.hasPrefix("os_glance") }
     /// Attributes stored in their own columns rather than as free-form properties.
-    static let core: Set<String> = ["id", "name", "visibility", "protected", "os_hidden", "disk_format", "container_format", "min_disk", "min_ram", "tags"]
+    static let core: Set<String> = ["id", "name", "owner", "visibility", "protected", "os_hidden", "disk_format", "container_format", "min_disk", "min_ram", "tags"]
 
     static func render(_ image: RecordTable.Record) -> JSONValue {
         var out = image["properties"]?.objectValue ?? [:]
@@ -22,9 +26,19 @@ enum ImageWire {
                     "created_at", "updated_at"] {
             out[key] = image[key] ?? nil
         }
+        // Glance names the stores holding an image's data; this cloud has the one `/v2/info/stores` lists.
+        if ["active", "deactivated"].contains(image.string("status")) { out["stores"] = .string(fileStoreID) }
         out["self"] = .string("/v2/images/\(id)")
         out["file"] = .string("/v2/images/\(id)/file")
         out["schema"] = "/v2/schemas/image"
+        return .object(out)
+    }
+
+    static func renderTask(_ task: RecordTable.Record) -> JSONValue {
+        var out = task
+        out["result"] = nil
+        out["deleted"] = false
+        out["deleted_at"] = nil
         return .object(out)
     }
 
@@ -59,6 +73,8 @@ enum ImageWire {
             var unique: [JSONValue] = []
             for tag in tags where !unique.contains(tag) { unique.append(tag) }
             return .array(unique)
+        case "owner":
+            guard let text = value.stringValue, !text.isEmpty, text.count <= 255 else { throw invalid("must be a project id of at most 255 characters") }
         case "id":
             guard let text = value.stringValue, Identifier.looksLikeUUID(text) else { throw invalid("must be a UUID") }
             return .string(text.lowercased())

@@ -1,6 +1,6 @@
 import Store
 
-/// Image's tables: image records and their members.
+/// Image's tables: image records, their members and their import tasks.
 public enum ImageSchema {
     public static let migrations: [Migration] = [
         Migration(id: "image-0001", sql: [
@@ -25,6 +25,18 @@ public enum ImageSchema {
             """,
             "CREATE INDEX image_members_member ON image_members (member_id)",
         ]),
+        // Glance 2.12's image tasks: one row per import, which `GET /v2/images/{id}/tasks` shows.
+        Migration(id: "image-0002", sql: [
+            """
+            CREATE TABLE image_tasks (
+                id TEXT PRIMARY KEY,
+                image_id TEXT NOT NULL REFERENCES image_images(id) ON DELETE CASCADE,
+                type TEXT NOT NULL, status TEXT NOT NULL, owner TEXT NOT NULL, user_id TEXT NOT NULL,
+                request_id TEXT NOT NULL, input TEXT NOT NULL, message TEXT NOT NULL,
+                created_at TEXT NOT NULL, updated_at TEXT NOT NULL, expires_at TEXT)
+            """,
+            "CREATE INDEX image_tasks_image ON image_tasks (image_id)",
+        ]),
     ]
 
     static let images = RecordTable("image_images", columns: [
@@ -33,6 +45,12 @@ public enum ImageSchema {
         .init("min_disk", .int), .init("min_ram", .int), .init("size", .int), .init("virtual_size", .int),
         .init("checksum"), .init("os_hash_algo"), .init("os_hash_value"), .init("tags", .json),
         .init("properties", .json), .init("created_at"), .init("updated_at"),
+    ])
+
+    static let tasks = RecordTable("image_tasks", columns: [
+        .init("id"), .init("image_id"), .init("type"), .init("status"), .init("owner"), .init("user_id"),
+        .init("request_id"), .init("input", .json), .init("message"), .init("created_at"), .init("updated_at"),
+        .init("expires_at"),
     ])
 
     static let members = RecordTable("image_members", columns: [
