@@ -39,7 +39,8 @@ extension NetworkService {
             "admin_state_up": .bool(try input.bool("admin_state_up") ?? true), "status": "ACTIVE", "enable_snat": true,
         ]
         Self.standardAttributes(&router, tags: try input.stringArray("tags") ?? [])
-        let gateway = try input.object("external_gateway_info")
+        // `{}` is no gateway, as on update (tempest creates routers so).
+        let gateway = try input.object("external_gateway_info").flatMap { $0.fields.isEmpty ? nil : $0 }
         let row = router
         return try await write { db in
             try await self.enforceQuota("router", project: project, on: db)

@@ -129,8 +129,8 @@ extension NetworkService {
     static func port(_ input: FieldReader, _ key: String) throws -> Int? {
         guard let value = input.fields[key], !value.isNull else { return nil }
         guard let number = value.intValue ?? value.stringValue.flatMap({ Int64($0) }), (0...65535).contains(number) else {
-            throw NimbusError.neutron(.badRequest, "HTTPBadRequest",
-                                      "Invalid input for \(key). Reason: '\(value.stringValue ?? value.serialized())' is not in range 0 through 65535.")
+            throw NimbusError.neutron(.badRequest, "SecurityGroupInvalidPortValue",
+                                      "Invalid value for port \(value.stringValue ?? value.serialized()).")
         }
         return Int(number)
     }
