@@ -44,7 +44,8 @@ public actor LinuxDataplane {
     /// Makes the host match `state`: creates what is missing, fixes what differs and removes what
     /// is not desired. Idempotent. Keeps going past a failing part and throws the first failure
     /// at the end, so one broken router doesn't keep every port unwired.
-    /// - Returns: ids of the ports whose tap is on its bridge and up.
+    /// - Returns: ids of the ports wired: instances' taps on their bridges and up, and the ports of
+    ///   the DHCP servers and routers that converged.
     public func converge(_ state: HostNetworkState) async throws -> [String] {
         try await serialized { try await $0.convergeNow(state) }
     }
@@ -80,8 +81,16 @@ public actor LinuxDataplane {
             }.map(\.id)
         }
         do { try await applyFilter(state.ports) } catch { failures.append(failed("filter", error)) }
-        do { try await convergeDHCP(state.dhcp, links: links) } catch { failures.append(failed("dhcp", error)) }
-        do { try await convergeRouters(state.routers, links: links) } catch { failures.append(failed("routers", error)) }
+        // The DHCP servers' and routers' own ports are wired when their part converged, as
+        // Neutron's agents report theirs ACTIVE once plugged.
+        do {
+            try await convergeDHCP(state.dhcp, links: links)
+            wired += state.dhcp.map(\.portID)
+        } catch { failures.append(failed("dhcp", error)) }
+        do {
+            try await convergeRouters(state.routers, links: links)
+            wired += state.routers.flatMap { router in router.interfaces.map(\.portID) + (router.gateway.map { [$0.portID] } ?? []) }
+        } catch { failures.append(failed("routers", error)) }
         do { try await removeUndesiredNamespaces(state) } catch { failures.append(failed("namespaces", error)) }
         if let first = failures.first { throw first }
         return wired

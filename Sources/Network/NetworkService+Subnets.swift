@@ -22,15 +22,21 @@ extension NetworkService {
 
     public func listSubnets(caller: AuthContext) async throws -> [Record] {
         try await database.read { db in
-            let visible = Set(try await NetworkSchema.networks.list(on: db).filter { Self.networkVisible($0, caller) }.compactMap { $0.string("id") })
+            let networks = try await NetworkSchema.networks.list(on: db)
+            let visible = Set(networks.filter { Self.networkVisible($0, caller) }.compactMap { $0.string("id") })
+            let external = Set(networks.filter { $0["router_external"] == true }.compactMap { $0.string("id") })
             return try await NetworkSchema.subnets.list(on: db)
                 .filter { Self.owns($0, caller) || visible.contains($0.string("network_id") ?? "") }
-                .map(Self.subnetView)
+                .map { Self.subnetView($0, external: external.contains($0.string("network_id") ?? "")) }
         }
     }
 
     public func subnet(_ id: String, caller: AuthContext) async throws -> Record {
-        try await database.read { Self.subnetView(try await self.visibleSubnet(id, caller, on: $0)) }
+        try await database.read { db in
+            let record = try await self.visibleSubnet(id, caller, on: db)
+            let network = try await NetworkSchema.networks.fetch(record.string("network_id") ?? "", on: db)
+            return Self.subnetView(record, external: network?["router_external"] == true)
+        }
     }
 
     public func createSubnet(_ body: JSONValue, caller: AuthContext) async throws -> Record {
@@ -83,7 +89,7 @@ extension NetworkService {
             let layout = SubnetLayout(row)
             if row["enable_dhcp"] == true { try await self.ensureDHCPAddress(network: network, subnet: layout, on: db) }
             if layout.isAutoAddressed { try await self.addSLAACAddresses(layout, on: db) }
-            return Self.subnetView(row)
+            return Self.subnetView(row, external: network["router_external"] == true)
         }
     }
 
@@ -125,7 +131,7 @@ extension NetworkService {
             if updated["enable_dhcp"] == true && record["enable_dhcp"] != true {
                 try await self.ensureDHCPAddress(network: network, subnet: SubnetLayout(updated), on: db)
             }
-            return Self.subnetView(updated)
+            return Self.subnetView(updated, external: network["router_external"] == true)
         }
     }
 
@@ -279,8 +285,11 @@ extension NetworkService {
         "\(item["start"]?.stringValue ?? "None")-\(item["end"]?.stringValue ?? "None")"
     }
 
-    static func subnetView(_ record: Record) -> Record {
+    /// - Parameter external: whether the subnet's network is external (`router:external`, which
+    ///   the `subnet-external-network` extension shows on subnets).
+    static func subnetView(_ record: Record, external: Bool) -> Record {
         var view = record
+        view["router:external"] = .bool(external)
         view["tenant_id"] = record["project_id"]
         view["subnetpool_id"] = .null
         view["service_types"] = []

@@ -192,7 +192,7 @@ import Testing
             }
             #expect(NetworkFixture.fault(try await rule(["protocol": "tcpx"])) == "400 SecurityGroupRuleInvalidProtocol")
             #expect(NetworkFixture.fault(try await rule(["protocol": "tcp", "port_range_min": 90, "port_range_max": 80])) == "400 SecurityGroupInvalidPortRange")
-            #expect(NetworkFixture.fault(try await rule(["protocol": "tcp", "port_range_min": 1, "port_range_max": 70000])) == "400 HTTPBadRequest")
+            #expect(NetworkFixture.fault(try await rule(["protocol": "tcp", "port_range_min": 1, "port_range_max": 70000])) == "400 SecurityGroupInvalidPortValue")
             #expect(NetworkFixture.fault(try await rule(["protocol": "icmp", "port_range_min": 8, "port_range_max": 256])) == "400 SecurityGroupInvalidIcmpValue")
             #expect(NetworkFixture.fault(try await rule(["remote_ip_prefix": "0.0.0.0/0", "remote_group_id": id])) == "400 SecurityGroupRemoteGroupAndRemoteIpPrefix")
             #expect(try await rule(["protocol": "tcp", "port_range_min": 22, "port_range_max": 22, "remote_ip_prefix": "0.0.0.0/0"]).status == 201)

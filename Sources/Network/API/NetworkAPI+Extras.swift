@@ -90,6 +90,7 @@ extension NetworkAPI {
         ("router", "Neutron L3 Router", "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway."),
         ("security-group", "security-group", "The security groups extension."),
         ("sorting", "Sorting support", "Extension that indicates that sorting is enabled."),
+        ("subnet-external-network", "Subnet External Network", "Informs if the subnet is external or not"),
         ("standard-attr-description", "standard-attr-description", "Extension to add descriptions to standard attributes"),
         ("standard-attr-revisions", "Resource revision numbers", "This extension will display the revision number of neutron resources."),
         ("standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes."),
