@@ -15,11 +15,27 @@ struct ImageCatalog: ImageLookup {
         } catch let error as NimbusError where error.kind == .notFound {
             return nil
         }
-        let properties = (record["properties"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
-        return ImageFacts(
-            id: id, name: record.string("name") ?? "", status: record.string("status") ?? "",
+        return Self.facts(record)
+    }
+
+    func images(limit: Int?, marker: String?, caller: AuthContext) async throws -> [ImageFacts] {
+        var query: [String: [String]] = [:]
+        if let limit { query["limit"] = [String(limit)] }
+        if let marker { query["marker"] = [marker] }
+        return try await image.list(query: query, caller: caller).images.map(Self.facts)
+    }
+
+    func deleteImage(_ id: String, caller: AuthContext) async throws {
+        try await image.delete(id, caller: caller)
+    }
+
+    static func facts(_ record: ImageService.Record) -> ImageFacts {
+        ImageFacts(
+            id: record.string("id") ?? "", name: record.string("name") ?? "", status: record.string("status") ?? "",
             minDiskGB: record["min_disk"]?.intValue ?? 0, minRAMMB: record["min_ram"]?.intValue ?? 0,
-            sizeBytes: record["size"]?.intValue ?? 0, properties: properties)
+            sizeBytes: record["size"]?.intValue ?? 0,
+            properties: (record["properties"]?.objectValue ?? [:]).compactMapValues(\.stringValue),
+            createdAt: record.string("created_at") ?? "", updatedAt: record.string("updated_at") ?? "")
     }
 }
 

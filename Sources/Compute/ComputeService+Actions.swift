@@ -96,6 +96,7 @@ extension ComputeService {
         let keyName = try fields.string("key_name", nullable: true)
         let newKeyData = keyData
         let adminPass = try fields.string("adminPass") ?? Self.password()
+        let (accessIPv4, accessIPv6) = (try Self.accessIP(fields, version: 4), try Self.accessIP(fields, version: 6))
         let instance = try await beginAction("rebuild", id: id, caller: caller, requestID: requestID,
                                              allowed: [.active, .stopped, .error], task: .rebuilding) { instance, _ in
             instance.imageRef = imageID
@@ -104,6 +105,8 @@ extension ComputeService {
             if fields.has("description") { instance.description = description }
             if fields.has("user_data") { instance.userData = userData }
             if let newKeyData { instance.keyData = newKeyData; instance.keyName = keyName }
+            if let accessIPv4 { instance.accessIPv4 = accessIPv4 }
+            if let accessIPv6 { instance.accessIPv6 = accessIPv6 }
         }
         return (instance, adminPass)
     }
@@ -200,11 +203,9 @@ extension ComputeService {
             try await ComputeSchema.services.list([.init("host", .equal, .string(host)), .init("service_binary", .equal, "nova-compute")], on: db).first
         }
         let format = facts?["facts"]?["hypervisor_type"]?.stringValue == "fake" ? "raw" : "qcow2"
-        var properties = metadata
-        properties["image_type"] = "snapshot"
-        properties["instance_uuid"] = id
-        properties["base_image_ref"] = current.imageRef
-        properties["owner_project_name"] = nil
+        // The request's metadata goes over these, as in Nova.
+        var properties = ["image_type": "snapshot", "instance_uuid": id, "base_image_ref": current.imageRef]
+        properties.merge(metadata) { _, given in given }
         let base = try await images.image(current.imageRef, caller: Self.systemCaller(project: current.projectID))
         for key in ["kernel_id", "ramdisk_id", "os_distro"] { if let value = base?.properties[key] { properties[key] = value } }
         let image = try await images.createSnapshotImage(

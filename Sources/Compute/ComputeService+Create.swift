@@ -291,7 +291,7 @@ extension ComputeService {
             name: name, flavor: flavor, imageRef: imageID, keyName: keyName, keyData: keyData, userData: userData,
             metadata: metadata, tags: tags, availabilityZone: zone, minCount: minCount, maxCount: maxCount, networks: networks,
             securityGroups: securityGroups, schedulerHints: hints, serverGroup: group, description: description,
-            accessIPv4: try fields.string("accessIPv4", nullable: true) ?? "", accessIPv6: try fields.string("accessIPv6", nullable: true) ?? "",
+            accessIPv4: try Self.accessIP(fields, version: 4) ?? "", accessIPv6: try Self.accessIP(fields, version: 6) ?? "",
             configDrive: configDrive, adminPass: adminPass,
             returnReservationID: (fields.fields["return_reservation_id"]?.boolValue ?? false)
                 || fields.fields["return_reservation_id"]?.stringValue?.lowercased() == "true",

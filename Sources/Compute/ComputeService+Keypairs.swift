@@ -4,8 +4,9 @@ import SQLKit
 import Store
 
 extension ComputeService {
-    /// Imports a public key for the calling user (or, for admins, another user), or generates an
-    /// Ed25519 pair when none is given (microversions before 2.92) and returns the private half once.
+    /// Imports a public key (or, for `x509`, a certificate) for the calling user (or, for admins,
+    /// another user), or generates an Ed25519 pair (an RSA-keyed certificate) when none is given
+    /// (microversions before 2.92) and returns the private half once.
     public func createKeypair(_ body: JSONValue, caller: AuthContext, version: Int) async throws -> (record: Record, privateKey: String?) {
         let fields = try FieldReader(body: body, root: "keypair")
         var allowed: Set<String> = ["name", "public_key"]
@@ -20,28 +21,38 @@ extension ComputeService {
         guard ["ssh", "x509"].contains(type) else {
             throw NimbusError.badRequest("Invalid input for field/attribute type. Value: \(type). '\(type)' is not one of ['ssh', 'x509']")
         }
-        guard type == "ssh" else { throw NimbusError.badRequest("Keypair data is invalid: x509 certificates are not supported") }
         let userID = try fields.string("user_id") ?? caller.user.id
         if userID != caller.user.id && !caller.isAdmin {
             throw NimbusError.forbidden("Policy doesn't allow os_compute_api:os-keypairs:create to be performed.")
         }
         var privateKey: String?
-        let key: SSHPublicKey
-        if let text = try fields.string("public_key", maxLength: 16_384) {
+        let publicKey: String, fingerprint: String
+        let given = try fields.string("public_key", maxLength: 16_384)
+        if given == nil, version >= 92 {
+            throw NimbusError.badRequest("Invalid input for field/attribute keypair. Value: 'public_key' is a required property")
+        }
+        switch (type, given) {
+        case ("x509", let text?):
+            do { (publicKey, fingerprint) = try X509Keypair.parse(text) } catch X509Keypair.Failure.invalid(let reason) {
+                throw NimbusError.badRequest("Keypair data is invalid: failed to generate fingerprint (\(reason))")
+            }
+        case ("x509", nil):
+            let made = try X509Keypair.generate(commonName: "\(caller.projectID ?? "")-\(userID)-\(Timestamp.seconds(Date()))")
+            (publicKey, fingerprint, privateKey) = (made.certificate, made.fingerprint, made.privateKey)
+        case (_, let text?):
+            let key: SSHPublicKey
             do { key = try SSHPublicKey.parse(text) } catch SSHKeyError.invalid(let reason) {
                 throw NimbusError.badRequest("Keypair data is invalid: failed to generate fingerprint (\(reason))")
             }
-        } else {
-            guard version < 92 else {
-                throw NimbusError.badRequest("Invalid input for field/attribute keypair. Value: 'public_key' is a required property")
-            }
+            (publicKey, fingerprint) = (key.openSSH, key.fingerprint)
+        case (_, nil):
             let pair = SSHKeyGenerator.ed25519(comment: "Generated-by-Nimbus")
-            key = try SSHPublicKey.parse(pair.publicKey)
-            privateKey = pair.privateKey
+            let key = try SSHPublicKey.parse(pair.publicKey)
+            (publicKey, fingerprint, privateKey) = (key.openSSH, key.fingerprint, pair.privateKey)
         }
         let record: Record = [
             "id": .string(Identifier.uuid()), "name": .string(name), "user_id": .string(userID), "type": .string(type),
-            "public_key": .string(key.openSSH), "fingerprint": .string(key.fingerprint),
+            "public_key": .string(publicKey), "fingerprint": .string(fingerprint),
             "created_at": .string(Timestamp.keystone(Date())),
         ]
         do {

@@ -121,15 +121,18 @@ extension ComputeService {
     }
 
     /// `addresses` of a server view: network name → its addresses, as Nova renders the cache.
-    static func addresses(_ nics: [InstanceNIC]) -> JSONValue {
+    /// - Parameter extended: with `OS-EXT-IPS:type` and `OS-EXT-IPS-MAC:mac_addr`.
+    static func addresses(_ nics: [InstanceNIC], extended: Bool = true) -> JSONValue {
         var out: [String: [JSONValue]] = [:]
         for nic in nics {
             // A port without addresses still names its network, as Nova lists it.
             out[nic.networkName, default: []] += nic.addresses.map { address in
-                [
-                    "version": .int(Int64(address.version)), "addr": .string(address.address),
-                    "OS-EXT-IPS:type": .string(address.type), "OS-EXT-IPS-MAC:mac_addr": .string(nic.mac),
-                ]
+                var entry: [String: JSONValue] = ["version": .int(Int64(address.version)), "addr": .string(address.address)]
+                if extended {
+                    entry["OS-EXT-IPS:type"] = .string(address.type)
+                    entry["OS-EXT-IPS-MAC:mac_addr"] = .string(nic.mac)
+                }
+                return .object(entry)
             }
         }
         return .object(out.mapValues { .array($0) })

@@ -8,6 +8,8 @@ extension ComputeService {
     /// ones, 2.57 the injected files).
     static func quotaResources(version: Int) -> [String] {
         var names = ["cores", "instances", "ram", "key_pairs", "metadata_items", "server_groups", "server_group_members"]
+        // Nova-network's, which Neutron enforces now: unlimited here unless set.
+        if version < 36 { names += ["fixed_ips", "floating_ips", "security_groups", "security_group_rules"] }
         if version < 57 { names += ["injected_files", "injected_file_content_bytes", "injected_file_path_bytes"] }
         return names
     }

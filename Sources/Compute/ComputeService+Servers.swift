@@ -137,6 +137,22 @@ extension ComputeService {
         }
     }
 
+    /// `accessIPv4`/`accessIPv6` of a create, update or rebuild body: checked, and kept in the
+    /// canonical text Nova stores (`0:0:0:0:0:babe:220.12.22.2` is `::babe:dc0c:1602`).
+    /// - Returns: nil when the body does not name it; "" for null.
+    static func accessIP(_ fields: FieldReader, version: Int) throws -> String? {
+        let key = version == 4 ? "accessIPv4" : "accessIPv6"
+        guard fields.has(key) else { return nil }
+        guard let text = try fields.string(key, nullable: true) else { return "" }
+        let family = version == 4 ? AF_INET : AF_INET6
+        var bytes = [UInt8](repeating: 0, count: 16)
+        var canonical = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        guard inet_pton(family, text, &bytes) == 1, inet_ntop(family, bytes, &canonical, socklen_t(canonical.count)) != nil else {
+            throw NimbusError.badRequest("Invalid input for field/attribute \(key). Value: \(text). '\(text)' is not a 'ipv\(version)'")
+        }
+        return String(decoding: canonical.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// `PUT /servers/{id}`: name, description, accessIPv4/6.
     public func updateServer(_ id: String, _ body: JSONValue, caller: AuthContext, version: Int) async throws -> Instance {
         let fields = try FieldReader(body: body, root: "server")
@@ -146,13 +162,14 @@ extension ComputeService {
         try fields.rejectUnknown(allowed)
         let name = try Self.displayName(fields, required: false)
         let description = fields.has("description") ? try fields.string("description", nullable: true, maxLength: 255) : nil
+        let (accessIPv4, accessIPv6) = (try Self.accessIP(fields, version: 4), try Self.accessIP(fields, version: 6))
         return try await database.transaction { db in
             var instance = try await self.instance(id, caller, on: db, forUpdate: true)
             try self.requireUnlocked(instance, caller, action: "update")
             if let name { instance.name = name }
             if fields.has("description") { instance.description = description }
-            if let ip = try fields.string("accessIPv4", nullable: true) { instance.accessIPv4 = ip }
-            if let ip = try fields.string("accessIPv6", nullable: true) { instance.accessIPv6 = ip }
+            if let accessIPv4 { instance.accessIPv4 = accessIPv4 }
+            if let accessIPv6 { instance.accessIPv6 = accessIPv6 }
             try await self.save(instance, on: db)
             return instance
         }

@@ -16,9 +16,12 @@ public struct ImageFacts: Sendable {
     public var minRAMMB: Int64
     public var sizeBytes: Int64
     public var properties: [String: String]
+    /// Glance's timestamps (`2026-01-02T03:04:05Z`), which Nova's image API shows.
+    public var createdAt: String
+    public var updatedAt: String
 
     public init(id: String, name: String, status: String, minDiskGB: Int64, minRAMMB: Int64, sizeBytes: Int64,
-                properties: [String: String]) {
+                properties: [String: String], createdAt: String = "", updatedAt: String = "") {
         self.id = id
         self.name = name
         self.status = status
@@ -26,6 +29,8 @@ public struct ImageFacts: Sendable {
         self.minRAMMB = minRAMMB
         self.sizeBytes = sizeBytes
         self.properties = properties
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
     }
 }
 
@@ -40,6 +45,10 @@ public protocol ImageLookup: Sendable {
     func uploadImage(_ id: String, file: URL, diskFormat: String) async throws
     /// Removes an image whose snapshot failed.
     func discardImage(_ id: String) async
+    /// The images `caller` may see, a page as Glance's `limit` and `marker` cut it (Nova's image API before 2.36).
+    func images(limit: Int?, marker: String?, caller: AuthContext) async throws -> [ImageFacts]
+    /// Deletes an image as `caller`, under the Image service's rules.
+    func deleteImage(_ id: String, caller: AuthContext) async throws
 }
 
 public struct ComputeConfiguration: Sendable {

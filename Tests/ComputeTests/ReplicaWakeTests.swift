@@ -16,6 +16,8 @@ import Testing
                                  minRAMMB: Int64, caller: AuthContext) async throws -> String { "" }
         func uploadImage(_ id: String, file: URL, diskFormat: String) async throws {}
         func discardImage(_ id: String) async {}
+        func images(limit: Int?, marker: String?, caller: AuthContext) async throws -> [ImageFacts] { [] }
+        func deleteImage(_ id: String, caller: AuthContext) async throws {}
     }
 
     @Test(arguments: TestDatabase.engines.filter { $0 == .postgres })

@@ -30,13 +30,32 @@ public enum ComputeAPI {
             routes.add(method, "/v2.1" + path, .authenticated) { request, context in
                 try await ComputeAPI.run(request, context, publicURL: publicURL, handler)
             }
+            // Nova's /v2 is 2.1 in compatibility mode: it reads no microversion header and echoes none.
+            routes.add(method, "/v2" + path, .authenticated) { request, context in
+                try await ComputeAPI.run(request, context, publicURL: publicURL, legacy: true, handler)
+            }
         }
     }
 
     static let versionHeader = HTTPField.Name("X-OpenStack-Nova-API-Version")!
     static let varyHeader = HTTPField.Name("Vary")!
+    static let computeRequestIDHeader = HTTPField.Name("x-compute-request-id")!
 
-    static func run(_ request: Request, _ context: NimbusContext, publicURL: String, _ handler: Handler) async throws -> Response {
+    static func run(_ request: Request, _ context: NimbusContext, publicURL: String, legacy: Bool = false, _ handler: Handler) async throws -> Response {
+        if legacy {
+            let caller = try context.caller()
+            let call = Call(version: ComputeVersion.minimum, caller: caller,
+                            views: ComputeViews(publicURL: publicURL, version: ComputeVersion.minimum, isAdmin: caller.isAdmin),
+                            requestID: context.requestID)
+            do {
+                var response = try await handler(request, context, call)
+                response.headers[computeRequestIDHeader] = context.requestID
+                return response
+            } catch var error as NimbusError {
+                error.headers["x-compute-request-id"] = context.requestID
+                throw error
+            }
+        }
         let version: ComputeVersion
         switch ComputeVersion.negotiate(openStack: request.headers[.openStackAPIVersion], nova: request.headers[versionHeader]) {
         case .success(let negotiated): version = negotiated
@@ -45,8 +64,9 @@ public enum ComputeAPI {
             let body = FaultStyle.nova.body(status: 406, kind: .badRequest, message: message, requestID: context.requestID)
             return .json(body, status: .notAcceptable)
         }
+        // Nova names each request twice: x-openstack-request-id (the gateway's) and x-compute-request-id.
         let echoed = ["OpenStack-API-Version": "compute \(version.description)", "X-OpenStack-Nova-API-Version": version.description,
-                      "Vary": "OpenStack-API-Version, X-OpenStack-Nova-API-Version"]
+                      "Vary": "OpenStack-API-Version, X-OpenStack-Nova-API-Version", "x-compute-request-id": context.requestID]
         do {
             let caller = try context.caller()
             let call = Call(version: version.minor, caller: caller,
@@ -56,6 +76,7 @@ public enum ComputeAPI {
             response.headers[.openStackAPIVersion] = echoed["OpenStack-API-Version"]
             response.headers[versionHeader] = echoed["X-OpenStack-Nova-API-Version"]
             response.headers[varyHeader] = echoed["Vary"]
+            response.headers[computeRequestIDHeader] = context.requestID
             return response
         } catch var error as NimbusError {
             error.headers.merge(echoed) { current, _ in current }
@@ -71,15 +92,26 @@ public enum ComputeAPI {
          "media-types": [["base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"]]]
     }
 
+    /// Nova lists its legacy v2.0 endpoint first; tempest's test_list_api_versions expects so.
+    static func legacyVersionDocument(_ publicURL: String) -> JSONValue {
+        ["id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "", "updated": "2011-01-21T11:33:21Z",
+         "links": [["rel": "self", "href": .string("\(publicURL)\(prefix)/v2/")],
+                   ["rel": "describedby", "type": "text/html", "href": "https://docs.openstack.org/"]],
+         "media-types": [["base": "application/json", "type": "application/vnd.openstack.compute+json;version=2"]]]
+    }
+
     public static func routes(_ service: ComputeService, publicURL: String) -> ServiceRoutes {
         var table = Table(publicURL: publicURL)
         let document = versionDocument(publicURL)
-        table.routes.get("/", .open) { _, _ in .json(["versions": [document]]) }
+        let legacy = legacyVersionDocument(publicURL)
+        table.routes.get("/", .open) { _, _ in .json(["versions": [legacy, document]]) }
         table.routes.get("/v2.1", .open) { _, _ in .json(["version": document]) }
+        table.routes.get("/v2", .open) { _, _ in .json(["version": legacy]) }
         registerServers(&table, service)
         registerServerActions(&table, service)
         registerServerExtras(&table, service)
         registerFlavors(&table, service)
+        registerImages(&table, service)
         registerKeypairs(&table, service)
         registerAdmin(&table, service)
         registerAggregates(&table, service)
@@ -162,7 +194,7 @@ public enum ComputeAPI {
         }
         table.add(.put, "/servers/{id}") { request, context, call in
             let instance = try await service.updateServer(context.path("id"), try await request.json(context: context), caller: call.caller, version: call.version)
-            return .json(["server": call.views.server(instance, groups: instance.serverGroup.map { [$0] } ?? [])])
+            return .json(["server": call.views.server(instance, groups: instance.serverGroup.map { [$0] } ?? [], extended: call.version >= 75)])
         }
         table.add(.delete, "/servers/{id}") { _, context, call in
             try await service.deleteServer(context.path("id"), caller: call.caller, requestID: call.requestID)
@@ -237,7 +269,7 @@ public enum ComputeAPI {
             case "unlock": try await service.lock(id, locked: false, reason: nil, caller: caller, requestID: requestID)
             case "rebuild":
                 let (instance, adminPass) = try await service.rebuild(id, body, caller: caller, requestID: requestID, version: call.version)
-                var view = call.views.server(instance).objectValue ?? [:]
+                var view = call.views.server(instance, extended: call.version >= 75).objectValue ?? [:]
                 view["adminPass"] = .string(adminPass)
                 return .json(["server": .object(view)], status: .accepted)
             case "resize": try await service.resize(id, body, caller: caller, requestID: requestID)

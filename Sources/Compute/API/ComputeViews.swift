@@ -57,26 +57,35 @@ struct ComputeViews: Sendable {
         ["id": .string(instance.id), "name": .string(instance.name), "links": links("servers", instance.id)]
     }
 
-    /// - Parameter hostStatus: the host's state for `host_status` (2.16), when known.
-    func server(_ instance: Instance, hostStatus: String? = nil, groups: [String]? = nil) -> JSONValue {
+    /// - Parameters:
+    ///   - hostStatus: the host's state for `host_status` (2.16), when known.
+    ///   - extended: whether the view has the extensions' attributes (`OS-EXT-*`, `OS-SRV-USG:*`,
+    ///     `key_name`, `security_groups`…). `PUT /servers/{id}` and `rebuild` leave them out
+    ///     before 2.75, as Nova's responses do.
+    func server(_ instance: Instance, hostStatus: String? = nil, groups: [String]? = nil, extended: Bool = true) -> JSONValue {
         var out = [String: JSONValue](minimumCapacity: 48)
         out.merge([
             "id": .string(instance.id), "name": .string(instance.name), "status": .string(instance.status),
             "tenant_id": .string(instance.projectID), "user_id": .string(instance.userID),
             "metadata": .object(instance.metadata.mapValues { .string($0) }), "hostId": .string(Self.hostID(instance)),
             "created": Self.timestamp(instance.createdAt), "updated": Self.timestamp(instance.updatedAt),
-            "addresses": ComputeService.addresses(instance.networkInfo), "accessIPv4": .string(instance.accessIPv4), "accessIPv6": .string(instance.accessIPv6),
+            "addresses": ComputeService.addresses(instance.networkInfo, extended: extended),
+            "accessIPv4": .string(instance.accessIPv4), "accessIPv6": .string(instance.accessIPv6),
             "links": links("servers", instance.id), "OS-DCF:diskConfig": "MANUAL",
-            "OS-EXT-AZ:availability_zone": .string(instance.availabilityZone ?? (instance.host == nil ? "" : "nova")),
-            "config_drive": .string(instance.configDrive), "key_name": .optional(instance.keyName),
-            "OS-SRV-USG:launched_at": Self.launchTime(instance.launchedAt),
-            "OS-SRV-USG:terminated_at": Self.launchTime(instance.terminatedAt),
-            "OS-EXT-STS:task_state": .optional(instance.taskState?.rawValue),
-            "OS-EXT-STS:vm_state": .string(instance.vmState.rawValue),
-            "OS-EXT-STS:power_state": .int(instance.powerState),
-            "os-extended-volumes:volumes_attached": [],
             "image": instance.imageRef.isEmpty ? "" : ["id": .string(instance.imageRef), "links": [["rel": "bookmark", "href": .string("\(base)/images/\(instance.imageRef)")]]],
         ] as [String: JSONValue]) { _, new in new }
+        if extended {
+            out.merge([
+                "OS-EXT-AZ:availability_zone": .string(instance.availabilityZone ?? (instance.host == nil ? "" : "nova")),
+                "config_drive": .string(instance.configDrive), "key_name": .optional(instance.keyName),
+                "OS-SRV-USG:launched_at": Self.launchTime(instance.launchedAt),
+                "OS-SRV-USG:terminated_at": Self.launchTime(instance.terminatedAt),
+                "OS-EXT-STS:task_state": .optional(instance.taskState?.rawValue),
+                "OS-EXT-STS:vm_state": .string(instance.vmState.rawValue),
+                "OS-EXT-STS:power_state": .int(instance.powerState),
+                "os-extended-volumes:volumes_attached": [],
+            ] as [String: JSONValue]) { _, new in new }
+        }
         if instance.vmState == .building || instance.vmState == .active { out["progress"] = 0 }
         if version >= 47 {
             var flavor: [String: JSONValue] = [
@@ -89,7 +98,7 @@ struct ComputeViews: Sendable {
         } else {
             out["flavor"] = ["id": .string(instance.flavor.id), "links": [["rel": "bookmark", "href": .string("\(base)/flavors/\(instance.flavor.id)")]]]
         }
-        if isAdmin {
+        if isAdmin && extended {
             out["OS-EXT-SRV-ATTR:host"] = .optional(instance.host)
             out["OS-EXT-SRV-ATTR:hypervisor_hostname"] = .optional(instance.node)
             out["OS-EXT-SRV-ATTR:instance_name"] = .string("instance-" + instance.id.prefix(8))
@@ -104,7 +113,7 @@ struct ComputeViews: Sendable {
             }
             if version >= 16 { out["host_status"] = .string(hostStatus ?? "") }
         }
-        if instance.vmState != .building || instance.host != nil {
+        if extended && (instance.vmState != .building || instance.host != nil) {
             let groups = instance.securityGroups.isEmpty ? ["default"] : instance.securityGroups
             out["security_groups"] = .array(groups.map { ["name": .string($0)] })
         }
