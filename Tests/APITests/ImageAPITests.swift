@@ -173,6 +173,7 @@ import Testing
             #expect(task?.first?["type"] == "api_image_import")
             #expect(task?.first?["request_id"]?.stringValue == imported.header("x-openstack-request-id"))
             #expect(task?.first?["input"]?["import_req"]?["method"]?["name"] == "glance-direct")
+            #expect(task?.first?.objectValue?["result"] == .null, "Glance shows result: null")
         }
     }
 

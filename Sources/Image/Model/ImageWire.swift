@@ -36,9 +36,7 @@ enum ImageWire {
 
     static func renderTask(_ task: RecordTable.Record) -> JSONValue {
         var out = task
-        out["result"] = nil
-        out["deleted"] = false
-        out["deleted_at"] = nil
+        out.merge(["result": .null, "deleted": false, "deleted_at": .null]) { _, shown in shown }
         return .object(out)
     }
 
