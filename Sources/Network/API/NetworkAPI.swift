@@ -67,8 +67,8 @@ public enum NetworkAPI {
         "subnets": [
             "allocation_pools", "cidr", "created_at", "description", "dns_nameservers", "dns_publish_fixed_ip",
             "enable_dhcp", "gateway_ip", "host_routes", "id", "ip_version", "ipv6_address_mode", "ipv6_ra_mode", "name",
-            "network_id", "project_id", "revision_number", "segment_id", "service_types", "subnetpool_id", "tags",
-            "tenant_id", "updated_at"
+            "network_id", "project_id", "revision_number", "router:external", "segment_id", "service_types", "subnetpool_id",
+            "tags", "tenant_id", "updated_at"
         ],
         "ports": [
             "admin_state_up", "allowed_address_pairs", "binding:host_id", "binding:profile", "binding:vif_details",
