@@ -38,45 +38,34 @@ public enum ComputeAPI {
     }
 
     static let versionHeader = HTTPField.Name("X-OpenStack-Nova-API-Version")!
-    static let varyHeader = HTTPField.Name("Vary")!
-    static let computeRequestIDHeader = HTTPField.Name("x-compute-request-id")!
 
     static func run(_ request: Request, _ context: NimbusContext, publicURL: String, legacy: Bool = false, _ handler: Handler) async throws -> Response {
+        let version: ComputeVersion
         if legacy {
-            let caller = try context.caller()
-            let call = Call(version: ComputeVersion.minimum, caller: caller,
-                            views: ComputeViews(publicURL: publicURL, version: ComputeVersion.minimum, isAdmin: caller.isAdmin),
-                            requestID: context.requestID)
-            do {
-                var response = try await handler(request, context, call)
-                response.headers[computeRequestIDHeader] = context.requestID
-                return response
-            } catch var error as NimbusError {
-                error.headers["x-compute-request-id"] = context.requestID
-                throw error
+            version = ComputeVersion(minor: ComputeVersion.minimum)
+        } else {
+            switch ComputeVersion.negotiate(openStack: request.headers[.openStackAPIVersion], nova: request.headers[versionHeader]) {
+            case .success(let negotiated): version = negotiated
+            case .failure(.invalid(let message)): throw NimbusError.badRequest(message)
+            case .failure(.unsupported(let message)):
+                let body = FaultStyle.nova.body(status: 406, kind: .badRequest, message: message, requestID: context.requestID)
+                return .json(body, status: .notAcceptable)
             }
         }
-        let version: ComputeVersion
-        switch ComputeVersion.negotiate(openStack: request.headers[.openStackAPIVersion], nova: request.headers[versionHeader]) {
-        case .success(let negotiated): version = negotiated
-        case .failure(.invalid(let message)): throw NimbusError.badRequest(message)
-        case .failure(.unsupported(let message)):
-            let body = FaultStyle.nova.body(status: 406, kind: .badRequest, message: message, requestID: context.requestID)
-            return .json(body, status: .notAcceptable)
-        }
         // Nova names each request twice: x-openstack-request-id (the gateway's) and x-compute-request-id.
-        let echoed = ["OpenStack-API-Version": "compute \(version.description)", "X-OpenStack-Nova-API-Version": version.description,
-                      "Vary": "OpenStack-API-Version, X-OpenStack-Nova-API-Version", "x-compute-request-id": context.requestID]
+        // `/v2` echoes no microversion.
+        var echoed = ["x-compute-request-id": context.requestID]
+        if !legacy {
+            echoed.merge(["OpenStack-API-Version": "compute \(version.description)", "X-OpenStack-Nova-API-Version": version.description,
+                          "Vary": "OpenStack-API-Version, X-OpenStack-Nova-API-Version"]) { _, new in new }
+        }
         do {
             let caller = try context.caller()
             let call = Call(version: version.minor, caller: caller,
                             views: ComputeViews(publicURL: publicURL, version: version.minor, isAdmin: caller.isAdmin),
                             requestID: context.requestID)
             var response = try await handler(request, context, call)
-            response.headers[.openStackAPIVersion] = echoed["OpenStack-API-Version"]
-            response.headers[versionHeader] = echoed["X-OpenStack-Nova-API-Version"]
-            response.headers[varyHeader] = echoed["Vary"]
-            response.headers[computeRequestIDHeader] = context.requestID
+            for (name, value) in echoed { response.headers[HTTPField.Name(name)!] = value }
             return response
         } catch var error as NimbusError {
             error.headers.merge(echoed) { current, _ in current }
